@@ -1,0 +1,311 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// Config tunes the sequencer. Zero fields take the defaults.
+type Config struct {
+	MaxBatch           int           // events per transaction at most (default 4096)
+	CheckpointEvery    uint64        // sign a checkpoint every this many leaves (default 1000)
+	CheckpointInterval time.Duration // and at least this often while the log grows (default 1 s)
+	CommitTimeout      time.Duration // bound on one commit (default 30 s)
+	Now                func() time.Time
+	Logger             *slog.Logger
+	// Observe, when set, is told the size and duration of every commit.
+	Observe func(events int, d time.Duration, err error)
+}
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable, Detail: "the ledger is shutting down"}
+
+// Sequencer is the only writer of the ledger. Callers hand it events; it
+// assigns indices and timestamps, groups whatever arrived together into one
+// transaction (group commit), writes leaves, tree nodes and due checkpoints
+// atomically, and answers each caller only after that transaction committed.
+type Sequencer struct {
+	st     store.Writer
+	signer *Signer
+	cfg    Config
+	reqs   chan *request
+
+	// Owned by the run goroutine.
+	rng      *compact.Range
+	nodes    uint64
+	lastTS   time.Time
+	lastCP   uint64
+	lastCPAt time.Time
+
+	mu      sync.Mutex
+	closed  bool
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+type request struct {
+	events []custos.Event
+	keys   []store.KeyChange
+	resp   chan result
+}
+
+type result struct {
+	receipts []custos.Receipt
+	err      error
+}
+
+// Open resumes the ledger from the store's head. It refuses to start when the
+// stored tree does not match the latest checkpoint, so that a damaged store is
+// never extended into a fork.
+func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps interface {
+	LatestCheckpoint(context.Context) (*store.Checkpoint, error)
+}, signer *Signer, cfg Config) (*Sequencer, error) {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 4096
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 1000
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read head: %w", err)
+	}
+	if want := NodeCount(head.Size); head.NodeCount != want {
+		return nil, fmt.Errorf("ledger: store holds %d tree nodes for %d leaves, want %d: run custos verify", head.NodeCount, head.Size, want)
+	}
+	rng, err := LoadRange(ctx, nodes, head.Size)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: load tree: %w", err)
+	}
+	s := &Sequencer{st: st, signer: signer, cfg: cfg, reqs: make(chan *request, 1024),
+		rng: rng, nodes: head.NodeCount, lastTS: head.LastTimestamp,
+		done: make(chan struct{}), stopped: make(chan struct{})}
+	cp, err := cps.LatestCheckpoint(ctx)
+	if err != nil && !errors.Is(err, custos.ErrNotFound) {
+		return nil, fmt.Errorf("ledger: read latest checkpoint: %w", err)
+	}
+	if cp != nil {
+		if err := s.checkCheckpoint(ctx, nodes, cp, head.Size); err != nil {
+			return nil, err
+		}
+		s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	}
+	go s.run()
+	return s, nil
+}
+
+// checkCheckpoint makes sure the stored tree still matches the latest
+// checkpoint before anything is appended to it.
+func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *store.Checkpoint, size uint64) error {
+	parsed, err := OpenCheckpoint(cp.Note, s.signer.VerifierKey())
+	if err != nil {
+		return fmt.Errorf("ledger: latest checkpoint does not verify with this signing key (wrong --key-file?): %w", err)
+	}
+	if parsed.Size > size {
+		return fmt.Errorf("ledger: latest checkpoint covers %d leaves but the store holds %d: the store was truncated; run custos verify", parsed.Size, size)
+	}
+	root, err := RootAt(ctx, nodes, parsed.Size)
+	if err != nil {
+		return fmt.Errorf("ledger: root at %d: %w", parsed.Size, err)
+	}
+	if !bytes.Equal(root, parsed.Hash) {
+		return fmt.Errorf("ledger: stored tree at size %d does not match the latest checkpoint: run custos verify", parsed.Size)
+	}
+	return nil
+}
+
+// Append sequences the events (and key changes, recorded in the same
+// transaction) and returns their receipts once durably committed. If ctx ends
+// first, Append returns ctx's error; the events may still commit, but they
+// were not acknowledged.
+func (s *Sequencer) Append(ctx context.Context, events []custos.Event, keys ...store.KeyChange) ([]custos.Receipt, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	r := &request{events: events, keys: keys, resp: make(chan result, 1)}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+		s.mu.Unlock()
+	case <-ctx.Done():
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	select {
+	case res := <-r.resp:
+		return res.receipts, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops accepting appends, commits what was already queued and waits.
+func (s *Sequencer) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	s.mu.Unlock()
+	<-s.stopped
+}
+
+func (s *Sequencer) run() {
+	defer close(s.stopped)
+	tick := time.NewTicker(s.cfg.CheckpointInterval / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-s.reqs:
+			s.commit(s.gather(r))
+		case <-tick.C:
+			s.checkpointIfDue()
+		case <-s.done:
+			for {
+				select {
+				case r := <-s.reqs:
+					s.commit(s.gather(r))
+				default:
+					s.checkpointIfDue()
+					return
+				}
+			}
+		}
+	}
+}
+
+// gather takes whatever else is already waiting, up to MaxBatch events.
+func (s *Sequencer) gather(first *request) []*request {
+	batch := []*request{first}
+	n := len(first.events)
+	for n < s.cfg.MaxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+			n += len(r.events)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Sequencer) commit(reqs []*request) {
+	start := s.cfg.Now()
+	ts := start.UTC().Truncate(time.Microsecond)
+	if ts.Before(s.lastTS) {
+		ts = s.lastTS // timestamps never go back, so ledger order is time order
+	}
+	rng := cloneRange(s.rng)
+	b := &store.Batch{}
+	receipts := make([][]custos.Receipt, len(reqs))
+	for i, r := range reqs {
+		receipts[i] = make([]custos.Receipt, len(r.events))
+		for j := range r.events {
+			e := r.events[j]
+			e.Index, e.Timestamp = rng.End(), ts
+			h := LeafHash(&e)
+			if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
+				b.Nodes = append(b.Nodes, store.Node{Pos: NodePos(id), Hash: hash})
+			}); err != nil {
+				panic(err) // appending to a range that begins at 0 cannot fail
+			}
+			b.Events = append(b.Events, e)
+			receipts[i][j] = custos.Receipt{Index: e.Index, LeafHash: h}
+		}
+		b.Keys = append(b.Keys, r.keys...)
+	}
+	if cp, err := s.dueCheckpoint(rng, ts, false); err != nil {
+		s.cfg.Logger.Error("sign checkpoint", "err", err)
+	} else {
+		b.Checkpoint = cp
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	err := s.st.Append(ctx, b)
+	cancel()
+	if s.cfg.Observe != nil {
+		s.cfg.Observe(len(b.Events), s.cfg.Now().Sub(start), err)
+	}
+	if err != nil {
+		s.cfg.Logger.Error("ledger commit failed", "events", len(b.Events), "err", err)
+		err = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable,
+			Detail: "the ledger could not commit; nothing was stored, retry later", Err: err}
+		for _, r := range reqs {
+			r.resp <- result{err: err}
+		}
+		return
+	}
+	s.rng, s.lastTS = rng, ts
+	s.nodes += uint64(len(b.Nodes))
+	if b.Checkpoint != nil {
+		s.lastCP, s.lastCPAt = b.Checkpoint.Size, b.Checkpoint.CreatedAt
+	}
+	for i, r := range reqs {
+		r.resp <- result{receipts: receipts[i]}
+	}
+}
+
+// dueCheckpoint signs a checkpoint for rng when one is due: every
+// CheckpointEvery leaves, or CheckpointInterval after the last one if the log
+// grew since (timerOnly skips the leaf count).
+func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, timerOnly bool) (*store.Checkpoint, error) {
+	size := rng.End()
+	if size == s.lastCP {
+		return nil, nil
+	}
+	byCount := !timerOnly && size-s.lastCP >= s.cfg.CheckpointEvery
+	byTime := now.Sub(s.lastCPAt) >= s.cfg.CheckpointInterval
+	if !byCount && !byTime {
+		return nil, nil
+	}
+	signed, err := s.signer.Sign(size, Root(rng))
+	if err != nil {
+		return nil, err
+	}
+	return &store.Checkpoint{Size: size, Note: signed, CreatedAt: now}, nil
+}
+
+// checkpointIfDue publishes a checkpoint of the committed tree when the
+// interval has passed, so an idle log still gets a checkpoint of its tail.
+func (s *Sequencer) checkpointIfDue() {
+	now := s.cfg.Now().UTC()
+	cp, err := s.dueCheckpoint(s.rng, now, true)
+	if err != nil || cp == nil {
+		if err != nil {
+			s.cfg.Logger.Error("sign checkpoint", "err", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
+	defer cancel()
+	if err := s.st.Append(ctx, &store.Batch{Checkpoint: cp}); err != nil {
+		s.cfg.Logger.Error("store checkpoint", "size", cp.Size, "err", err)
+		return
+	}
+	s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+}

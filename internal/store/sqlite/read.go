@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/store"
+)
+
+// scanChunk is how many rows one scan query reads; scans hold one chunk.
+const scanChunk = 5000
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanEvent(r rowScanner) (custos.Event, error) {
+	var e custos.Event
+	var idx, ts int64
+	var occurred sql.NullInt64
+	var roles string
+	var patient, ip, changes sql.NullString
+	err := r.Scan(&idx, &ts, &occurred, &e.User.ID, &e.User.Name, &roles, &e.Action, &e.ResourceType,
+		&e.ResourceID, &patient, &ip, &e.UserAgent, &e.RequestMethod, &e.RequestPath, &changes, &e.Outcome,
+		&e.StatusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason)
+	if err != nil {
+		return e, err
+	}
+	e.Index, e.Timestamp = uint64(idx), time.UnixMicro(ts).UTC()
+	if occurred.Valid {
+		t := time.UnixMicro(occurred.Int64).UTC()
+		e.OccurredAt = &t
+	}
+	if err := json.Unmarshal([]byte(roles), &e.User.Roles); err != nil {
+		return e, fmt.Errorf("event %d: user_roles is not a JSON array: %w", idx, err)
+	}
+	e.PatientID, e.IPAddress = patient.String, ip.String
+	if changes.Valid {
+		e.Changes = json.RawMessage(changes.String)
+	}
+	return e, nil
+}
+
+// Event returns the event at index, or custos.ErrNotFound.
+func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
+	row := s.r.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE idx = ?`, int64(index))
+	e, err := scanEvent(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, custos.ErrNotFound
+	}
+	if err != nil {
+		return e, fmt.Errorf("sqlite: event: %w", err)
+	}
+	return e, nil
+}
+
+// Events answers a filtered, newest-first, keyset-paged query.
+func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
+	b := store.EventSQL(q, func(int) string { return "?" })
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+b.Where+
+		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	defer rows.Close()
+	out := []custos.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	return out, nil
+}
+
+// Nodes returns the hashes at the given positions, in order.
+func (s *Store) Nodes(ctx context.Context, pos []uint64) ([][]byte, error) {
+	if len(pos) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(pos))
+	for i, p := range pos {
+		args[i] = int64(p)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT pos, hash FROM tree_nodes WHERE pos IN (`+
+		strings.TrimSuffix(strings.Repeat("?,", len(pos)), ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: nodes: %w", err)
+	}
+	defer rows.Close()
+	found := make(map[uint64][]byte, len(pos))
+	for rows.Next() {
+		var p int64
+		var h []byte
+		if err := rows.Scan(&p, &h); err != nil {
+			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+		}
+		found[uint64(p)] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: nodes: %w", err)
+	}
+	out := make([][]byte, len(pos))
+	for i, p := range pos {
+		h, ok := found[p]
+		if !ok {
+			return nil, fmt.Errorf("sqlite: tree node at position %d is missing", p)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// LatestCheckpoint returns the newest checkpoint, or custos.ErrNotFound.
+func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error) {
+	var cp store.Checkpoint
+	var size, at int64
+	err := s.r.QueryRowContext(ctx, `SELECT size, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1`).
+		Scan(&size, &cp.Note, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, custos.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: latest checkpoint: %w", err)
+	}
+	cp.Size, cp.CreatedAt = uint64(size), time.UnixMicro(at).UTC()
+	return &cp, nil
+}
+
+// Keys lists every API key, revoked ones included.
+func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, name, scopes, hash, created_at, created_by, revoked_at FROM api_keys ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Key
+	for rows.Next() {
+		var k store.Key
+		var scopes string
+		var created int64
+		var revoked sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Name, &scopes, &k.Hash, &created, &k.CreatedBy, &revoked); err != nil {
+			return nil, fmt.Errorf("sqlite: keys: %w", err)
+		}
+		if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
+			return nil, fmt.Errorf("sqlite: key %s scopes: %w", k.ID, err)
+		}
+		k.CreatedAt = time.UnixMicro(created).UTC()
+		if revoked.Valid {
+			t := time.UnixMicro(revoked.Int64).UTC()
+			k.RevokedAt = &t
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,315 @@
+// Package storetest is the conformance suite every store.Store must pass. A
+// store's own test calls Run with a function that opens a fresh, empty store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/google/go-cmp/cmp"
+)
+
+// Opener opens a fresh, empty store that the test may close.
+type Opener func(t *testing.T) store.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"EmptyHead", testEmptyHead},
+		{"AppendAndRead", testAppendAndRead},
+		{"FailedBatchWritesNothing", testFailedBatch},
+		{"Filters", testFilters},
+		{"KeysetPaging", testPaging},
+		{"NodesAndCheckpoints", testNodesAndCheckpoints},
+		{"Keys", testKeys},
+		{"Scans", testScans},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+
+// Events returns n valid, normalised events at indices from..from+n-1 whose
+// fields vary with the index (patients p-0..p-9, users u-0..u-2).
+func Events(from uint64, n int) []custos.Event {
+	out := make([]custos.Event, n)
+	for i := range out {
+		idx := from + uint64(i)
+		occurred := t0.Add(time.Duration(idx) * time.Second)
+		out[i] = custos.Event{
+			Index: idx, Timestamp: t0.Add(time.Duration(idx) * time.Minute), OccurredAt: &occurred,
+			User:   custos.User{ID: fmt.Sprintf("u-%d", idx%3), Name: "Dr. Test", Roles: []string{"physician"}},
+			Action: custos.Actions[idx%4], ResourceType: "Patient", ResourceID: fmt.Sprintf("p-%d", idx%10),
+			PatientID: fmt.Sprintf("p-%d", idx%10), IPAddress: fmt.Sprintf("203.0.113.%d", idx%5),
+			UserAgent: "test/1", RequestMethod: "GET", RequestPath: fmt.Sprintf("/Patient/p-%d", idx%10),
+			Outcome: custos.OutcomeSuccess, StatusCode: 200, Source: "ehr",
+		}
+		if idx%7 == 0 {
+			out[i].Changes = json.RawMessage(`{"field":"name","to":"x"}`)
+			out[i].Outcome, out[i].StatusCode = custos.OutcomeFailure, 403
+			out[i].PatientID, out[i].IPAddress = "", ""
+		}
+		if idx%11 == 0 {
+			out[i].BreakGlass, out[i].BreakGlassReason = true, "emergency"
+			out[i].OccurredAt = nil
+		}
+	}
+	return out
+}
+
+func nodes(from uint64, n int) []store.Node {
+	out := make([]store.Node, n)
+	for i := range out {
+		out[i] = store.Node{Pos: from + uint64(i), Hash: []byte(fmt.Sprintf("%032d", from+uint64(i)))}
+	}
+	return out
+}
+
+func mustAppend(t *testing.T, s store.Store, b *store.Batch) {
+	t.Helper()
+	if err := s.Append(context.Background(), b); err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+}
+
+func testEmptyHead(t *testing.T, s store.Store) {
+	h, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(store.Head{}, h); diff != "" {
+		t.Errorf("head of empty store (-want +got):\n%s", diff)
+	}
+	if _, err := s.Event(context.Background(), 0); !errors.Is(err, custos.ErrNotFound) {
+		t.Errorf("Event(0) on empty store: %v, want ErrNotFound", err)
+	}
+	if _, err := s.LatestCheckpoint(context.Background()); !errors.Is(err, custos.ErrNotFound) {
+		t.Errorf("LatestCheckpoint on empty store: %v, want ErrNotFound", err)
+	}
+}
+
+func testAppendAndRead(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	evs := Events(0, 300) // more than one multi-row insert
+	mustAppend(t, s, &store.Batch{Events: evs, Nodes: nodes(0, 10)})
+	h, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size != 300 || h.NodeCount != 10 || !h.LastTimestamp.Equal(evs[299].Timestamp) {
+		t.Errorf("head = %+v, want size 300, 10 nodes, last ts %v", h, evs[299].Timestamp)
+	}
+	for _, i := range []uint64{0, 7, 11, 77, 299} {
+		got, err := s.Event(ctx, i)
+		if err != nil {
+			t.Fatalf("Event(%d): %v", i, err)
+		}
+		if diff := cmp.Diff(evs[i], got); diff != "" {
+			t.Errorf("Event(%d) round trip (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func testFailedBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustAppend(t, s, &store.Batch{Events: Events(0, 5), Nodes: nodes(0, 8)})
+	// Index 4 again: the batch must fail as a whole.
+	bad := append(Events(5, 3), Events(4, 1)...)
+	if err := s.Append(ctx, &store.Batch{Events: bad, Nodes: nodes(8, 4)}); err == nil {
+		t.Fatal("Append of a batch with a duplicate index succeeded")
+	}
+	h, err := s.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Size != 5 || h.NodeCount != 8 {
+		t.Errorf("after a failed batch head = %+v, want size 5 and 8 nodes (nothing of it stored)", h)
+	}
+}
+
+func testFilters(t *testing.T, s store.Store) {
+	evs := Events(0, 200)
+	mustAppend(t, s, &store.Batch{Events: evs})
+	for _, tc := range []struct {
+		name string
+		q    store.Query
+		keep func(custos.Event) bool
+	}{
+		{"all", store.Query{}, func(custos.Event) bool { return true }},
+		{"user", store.Query{User: "u-1"}, func(e custos.Event) bool { return e.User.ID == "u-1" }},
+		{"action", store.Query{Action: "READ"}, func(e custos.Event) bool { return e.Action == "READ" }},
+		{"resource", store.Query{ResourceType: "Patient", ResourceID: "p-3"}, func(e custos.Event) bool { return e.ResourceID == "p-3" }},
+		{"resource type only", store.Query{ResourceType: "Patient"}, func(custos.Event) bool { return true }},
+		{"resource id only", store.Query{ResourceID: "p-4"}, func(e custos.Event) bool { return e.ResourceID == "p-4" }},
+		{"patient", store.Query{PatientID: "p-2"}, func(e custos.Event) bool { return e.PatientID == "p-2" }},
+		{"ip", store.Query{IPAddress: "203.0.113.4"}, func(e custos.Event) bool { return e.IPAddress == "203.0.113.4" }},
+		{"outcome", store.Query{Outcome: "failure"}, func(e custos.Event) bool { return e.Outcome == "failure" }},
+		{"source", store.Query{Source: "nope"}, func(custos.Event) bool { return false }},
+		{"time range", store.Query{From: evs[50].Timestamp, To: evs[60].Timestamp}, func(e custos.Event) bool { return e.Index >= 50 && e.Index <= 60 }},
+		{"patient and range", store.Query{PatientID: "p-5", From: evs[100].Timestamp}, func(e custos.Event) bool { return e.PatientID == "p-5" && e.Index >= 100 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.q.Limit = store.MaxLimit
+			got, err := s.Events(context.Background(), tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []uint64{}
+			for i := len(evs) - 1; i >= 0; i-- {
+				if tc.keep(evs[i]) {
+					want = append(want, evs[i].Index)
+				}
+			}
+			if diff := cmp.Diff(want, indices(got)); diff != "" {
+				t.Errorf("indices, newest first (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func indices(evs []custos.Event) []uint64 {
+	out := []uint64{}
+	for _, e := range evs {
+		out = append(out, e.Index)
+	}
+	return out
+}
+
+func testPaging(t *testing.T, s store.Store) {
+	mustAppend(t, s, &store.Batch{Events: Events(0, 95)})
+	for _, q := range []store.Query{{}, {PatientID: "p-1"}, {Action: "CREATE"}} {
+		all, err := s.Events(context.Background(), store.Query{PatientID: q.PatientID, Action: q.Action, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var paged []custos.Event
+		q.Limit = 4
+		for page := 0; ; page++ {
+			got, err := s.Events(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			paged = append(paged, got...)
+			if len(got) < q.Limit || page > 100 {
+				break
+			}
+			last := got[len(got)-1]
+			q.After = &store.Cursor{Timestamp: last.Timestamp, Index: last.Index}
+		}
+		if diff := cmp.Diff(indices(all), indices(paged)); diff != "" {
+			t.Errorf("paging %+v differs from one query (-want +got):\n%s", q, diff)
+		}
+	}
+}
+
+func testNodesAndCheckpoints(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	cp := &store.Checkpoint{Size: 3, Note: []byte("note 3\n"), CreatedAt: t0}
+	mustAppend(t, s, &store.Batch{Events: Events(0, 3), Nodes: nodes(0, 4), Checkpoint: cp})
+	mustAppend(t, s, &store.Batch{Checkpoint: &store.Checkpoint{Size: 5, Note: []byte("note 5\n"), CreatedAt: t0.Add(time.Second)}})
+	got, err := s.Nodes(ctx, []uint64{3, 0, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{nodes(3, 1)[0].Hash, nodes(0, 1)[0].Hash, nodes(2, 1)[0].Hash}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Nodes in asked order (-want +got):\n%s", diff)
+	}
+	if _, err := s.Nodes(ctx, []uint64{1, 99}); err == nil {
+		t.Error("Nodes with a missing position succeeded")
+	}
+	latest, err := s.LatestCheckpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest.Size != 5 || string(latest.Note) != "note 5\n" || !latest.CreatedAt.Equal(t0.Add(time.Second)) {
+		t.Errorf("latest checkpoint = %+v", latest)
+	}
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	k := store.Key{ID: "k1", Name: "ingest for ehr", Scopes: []custos.Scope{custos.ScopeIngest},
+		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: t0, CreatedBy: "admin"}
+	mustAppend(t, s, &store.Batch{Events: Events(0, 1), Keys: []store.KeyChange{{Insert: &k}}})
+	keys, err := s.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]store.Key{k}, keys); diff != "" {
+		t.Errorf("Keys (-want +got):\n%s", diff)
+	}
+	at := t0.Add(time.Hour)
+	mustAppend(t, s, &store.Batch{Events: Events(1, 1), Keys: []store.KeyChange{{Revoke: &store.KeyRevocation{ID: "k1", At: at}}}})
+	keys, err = s.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].RevokedAt == nil || !keys[0].RevokedAt.Equal(at) {
+		t.Errorf("after revocation keys = %+v", keys)
+	}
+	dup := k
+	dup.ID = "k2"
+	if err := s.Append(ctx, &store.Batch{Events: Events(2, 1), Keys: []store.KeyChange{{Insert: &dup}}}); err == nil {
+		t.Error("a second key with the same hash was stored")
+	}
+	if h, _ := s.Head(ctx); h.Size != 2 {
+		t.Errorf("the failed key batch stored its event: size %d, want 2", h.Size)
+	}
+}
+
+func testScans(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 12_345 // several scan chunks
+	for from := 0; from < n; from += 4000 {
+		cnt := min(4000, n-from)
+		mustAppend(t, s, &store.Batch{Events: Events(uint64(from), cnt), Nodes: nodes(uint64(2*from), 2*cnt),
+			Checkpoint: &store.Checkpoint{Size: uint64(from + cnt), Note: []byte("n"), CreatedAt: t0}})
+	}
+	var next uint64
+	if err := s.ScanEvents(ctx, 0, func(e custos.Event) error {
+		if e.Index != next {
+			return fmt.Errorf("scan gave %d, want %d", e.Index, next)
+		}
+		next++
+		return nil
+	}); err != nil || next != n {
+		t.Errorf("ScanEvents: %v after %d events, want %d", err, next, n)
+	}
+	var pos uint64
+	if err := s.ScanNodes(ctx, func(nd store.Node) error {
+		if nd.Pos != pos {
+			return fmt.Errorf("scan gave node %d, want %d", nd.Pos, pos)
+		}
+		pos++
+		return nil
+	}); err != nil || pos != 2*n {
+		t.Errorf("ScanNodes: %v after %d nodes, want %d", err, pos, 2*n)
+	}
+	var sizes []uint64
+	if err := s.ScanCheckpoints(ctx, func(c store.Checkpoint) error { sizes = append(sizes, c.Size); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uint64{4000, 8000, 12000, 12345}, sizes); diff != "" {
+		t.Errorf("ScanCheckpoints sizes (-want +got):\n%s", diff)
+	}
+	stop := errors.New("stop")
+	if err := s.ScanEvents(ctx, 10, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("ScanEvents did not pass on the callback's error: %v", err)
+	}
+}

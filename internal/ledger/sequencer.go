@@ -184,14 +184,14 @@ func (s *Sequencer) run() {
 		case r := <-s.reqs:
 			s.commit(s.gather(r))
 		case <-tick.C:
-			s.checkpointIfDue()
+			s.checkpoint(false)
 		case <-s.done:
 			for {
 				select {
 				case r := <-s.reqs:
 					s.commit(s.gather(r))
 				default:
-					s.checkpointIfDue()
+					s.checkpoint(true) // a clean stop leaves the whole log signed
 					return
 				}
 			}
@@ -270,17 +270,17 @@ func (s *Sequencer) commit(reqs []*request) {
 	}
 }
 
-// dueCheckpoint signs a checkpoint for rng when one is due: every
-// CheckpointEvery leaves, or CheckpointInterval after the last one if the log
-// grew since (timerOnly skips the leaf count).
-func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, timerOnly bool) (*store.Checkpoint, error) {
+// dueCheckpoint signs a checkpoint for rng when the log grew since the last
+// one and one is due: every CheckpointEvery leaves, CheckpointInterval after
+// the last one, or now (force).
+func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, force bool) (*store.Checkpoint, error) {
 	size := rng.End()
 	if size == s.lastCP {
 		return nil, nil
 	}
-	byCount := !timerOnly && size-s.lastCP >= s.cfg.CheckpointEvery
+	byCount := size-s.lastCP >= s.cfg.CheckpointEvery
 	byTime := now.Sub(s.lastCPAt) >= s.cfg.CheckpointInterval
-	if !byCount && !byTime {
+	if !force && !byCount && !byTime {
 		return nil, nil
 	}
 	signed, err := s.signer.Sign(size, Root(rng))
@@ -290,11 +290,11 @@ func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, timerOnly b
 	return &store.Checkpoint{Size: size, Note: signed, CreatedAt: now}, nil
 }
 
-// checkpointIfDue publishes a checkpoint of the committed tree when the
-// interval has passed, so an idle log still gets a checkpoint of its tail.
-func (s *Sequencer) checkpointIfDue() {
+// checkpoint publishes a checkpoint of the committed tree when one is due (or
+// force), so an idle log still gets a checkpoint of its tail.
+func (s *Sequencer) checkpoint(force bool) {
 	now := s.cfg.Now().UTC()
-	cp, err := s.dueCheckpoint(s.rng, now, true)
+	cp, err := s.dueCheckpoint(s.rng, now, force)
 	if err != nil || cp == nil {
 		if err != nil {
 			s.cfg.Logger.Error("sign checkpoint", "err", err)

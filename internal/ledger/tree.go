@@ -23,6 +23,9 @@ func NodePos(id compact.NodeID) uint64 {
 	return 2*m - uint64(bits.OnesCount64(m)) + uint64(id.Level)
 }
 
+// LeafPos is the position of leaf index's hash.
+func LeafPos(index uint64) uint64 { return NodePos(compact.NewNodeID(0, index)) }
+
 // NodeCount is the number of stored nodes of a tree of size leaves.
 func NodeCount(size uint64) uint64 {
 	return 2*size - uint64(bits.OnesCount64(size))

@@ -33,6 +33,7 @@ type Options struct {
 	ReadConns          int           // read pool size (default 4)
 	CacheKiB           int           // page cache per connection (default 64 MiB for the writer)
 	CheckpointInterval time.Duration // WAL checkpoint period (default 1 s)
+	ReadOnly           bool          // open an existing store without writing to it (verify)
 	Logger             *slog.Logger
 }
 
@@ -83,6 +84,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{})}
+	if opt.ReadOnly {
+		return s, s.openReadOnly(ctx, opt)
+	}
 	var err error
 	// The writer: one connection, immediate transactions, automatic WAL
 	// checkpoints off (the checkpointer runs them beside the commit path).
@@ -117,6 +121,55 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
+// openReadOnly opens an existing database for reading only: no migration, no
+// checkpointer; its schema must match this release.
+func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
+	if _, err := os.Stat(s.path); err != nil {
+		return fmt.Errorf("sqlite: no Custos store at %s: %w", s.path, err)
+	}
+	close(s.stop)
+	var err error
+	s.r, err = sql.Open("sqlite", dsn(s.path, "query_only(1)", "cache_size(-65536)"))
+	if err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	s.r.SetMaxOpenConns(opt.ReadConns)
+	s.w = s.r
+	applied, err := s.applied(ctx)
+	if err == nil {
+		var ms []store.Migration
+		if ms, err = store.LoadMigrations(migrationFS, "migrations"); err == nil {
+			var todo []store.Migration
+			todo, err = store.Pending(ms, applied)
+			if err == nil && len(todo) > 0 {
+				err = fmt.Errorf("sqlite: %s needs migration %s; start custos serve once to apply it", s.path, todo[0].Name)
+			}
+		}
+	}
+	if err != nil {
+		s.r.Close()
+	}
+	return err
+}
+
+func (s *Store) applied(ctx context.Context) (map[int]string, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int]string{}
+	for rows.Next() {
+		var v int
+		var sum string
+		if err := rows.Scan(&v, &sum); err != nil {
+			return nil, fmt.Errorf("sqlite: read migrations: %w", err)
+		}
+		applied[v] = sum
+	}
+	return applied, rows.Err()
+}
+
 func (s *Store) migrate(ctx context.Context) error {
 	ms, err := store.LoadMigrations(migrationFS, "migrations")
 	if err != nil {
@@ -126,21 +179,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
 	}
-	rows, err := s.w.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations`)
+	applied, err := s.applied(ctx)
 	if err != nil {
-		return fmt.Errorf("sqlite: read migrations: %w", err)
+		return err
 	}
-	applied := map[int]string{}
-	for rows.Next() {
-		var v int
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			rows.Close()
-			return fmt.Errorf("sqlite: read migrations: %w", err)
-		}
-		applied[v] = sum
-	}
-	rows.Close()
 	todo, err := store.Pending(ms, applied)
 	if err != nil {
 		return err
@@ -196,6 +238,9 @@ func (s *Store) Path() string { return s.path }
 
 // Close stops the checkpointer, runs a final checkpoint and closes the pools.
 func (s *Store) Close() error {
+	if s.w == s.r { // read-only
+		return s.r.Close()
+	}
 	select {
 	case <-s.stop:
 		return nil

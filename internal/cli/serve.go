@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/authn"
+	"github.com/custos-audit/custos/internal/httpapi"
+	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// serverConfig is everything `custos serve` is configured with.
+type serverConfig struct {
+	data, db, addr, keyFile, origin, bootstrapToken, logLevel string
+	checkpointEvery                                           uint64
+	checkpointInterval                                        time.Duration
+	maxBody                                                   int64
+	maxBatch, maxChanges                                      int
+}
+
+func (c *serverConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", "./custos-data", "data folder of the embedded SQLite store")
+	fs.StringVar(&c.db, "db", "", "PostgreSQL URL (postgres://…) instead of the embedded store")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.keyFile, "key-file", "", "checkpoint signing key (default <data>/"+ledger.KeyFileName+", created on first start)")
+	fs.StringVar(&c.origin, "origin", "", "log origin for a newly created signing key (default custos/<hostname>)")
+	fs.StringVar(&c.bootstrapToken, "bootstrap-token", "", "administrator token to create on the first start of an empty store (CUSTOS_BOOTSTRAP_TOKEN)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Uint64Var(&c.checkpointEvery, "checkpoint-every", 1000, "sign a checkpoint every this many events")
+	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", time.Second, "and at least this often while the log grows")
+	fs.Int64Var(&c.maxBody, "max-body", 16<<20, "request body limit in bytes")
+	fs.IntVar(&c.maxBatch, "max-batch", 10_000, "events per POST at most")
+	fs.IntVar(&c.maxChanges, "max-changes", 64<<10, "bytes of an event's changes JSON at most")
+}
+
+func (c *serverConfig) keyPath() string {
+	if c.keyFile != "" {
+		return c.keyFile
+	}
+	return filepath.Join(c.data, ledger.KeyFileName)
+}
+
+func (c *serverConfig) defaultOrigin() string {
+	if c.origin != "" {
+		return c.origin
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return "custos/" + strings.ReplaceAll(host, " ", "-")
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cfg serverConfig
+	cfg.flags(fs)
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "custos serve:", err)
+		return exitUsageErr
+	}
+	srv, err := startServer(ctx, cfg, log, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "custos serve:", err)
+		return exitError
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := srv.shutdown(); err != nil {
+		fmt.Fprintln(stderr, "custos serve: shutdown:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// server is a running Custos: store, ledger, API and listener.
+type server struct {
+	st   *sqlite.Store
+	seq  *ledger.Sequencer
+	http *http.Server
+	url  string
+	done chan error
+}
+
+// startServer opens everything and starts listening; it returns once the
+// listener is bound.
+func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io.Writer) (*server, error) {
+	if cfg.db != "" {
+		return nil, errors.New("--db: the PostgreSQL store is not in this release yet; use the embedded store (--data)")
+	}
+	signer, created, err := ledger.LoadOrCreateKey(cfg.keyPath(), cfg.defaultOrigin())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created checkpoint signing key", "file", cfg.keyPath(), "origin", signer.Origin())
+	}
+	st, err := sqlite.Open(ctx, cfg.data, sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	seq, err := ledger.Open(ctx, st, st, st, signer, ledger.Config{
+		CheckpointEvery: cfg.checkpointEvery, CheckpointInterval: cfg.checkpointInterval,
+		Logger: log, Observe: ledgerMetrics(reg),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &server{st: st, seq: seq, done: make(chan error, 1)}
+	keys, err := authn.NewKeys(ctx, seq, st, nil)
+	if err == nil {
+		err = s.bootstrap(ctx, keys, cfg.bootstrapToken, out)
+	}
+	if err != nil {
+		s.closeLedger()
+		return nil, err
+	}
+	api := httpapi.New(seq, st, keys, httpapi.Config{
+		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},
+		CursorKey: cursorKey(signer), Logger: log, Registry: reg,
+	})
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		s.closeLedger()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	s.http = httpapi.NewServer(cfg.addr, api.Handler())
+	go func() { s.done <- s.http.Serve(ln) }()
+	log.Info("custos is serving", "url", s.url, "store", st.Path(), "origin", signer.Origin(), "public_key", signer.VerifierKey())
+	return s, nil
+}
+
+// bootstrap creates the administrator credential of an empty store and shows
+// a generated token once.
+func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, out io.Writer) error {
+	tok, err := keys.Bootstrap(ctx, token)
+	if err != nil {
+		return err
+	}
+	if tok != "" && token == "" {
+		fmt.Fprintf(out, "\nAdministrator token (shown once; keep it safe):\n\n    %s\n\n", tok)
+	}
+	return nil
+}
+
+// cursorKey derives the paging-cursor HMAC key from the signing key, so
+// cursors survive restarts (and are valid on every node sharing the key).
+func cursorKey(s *ledger.Signer) []byte {
+	sum := sha256.Sum256([]byte("custos cursor key\x00" + s.VerifierKey() + "\x00" + s.Origin()))
+	return sum[:]
+}
+
+func (s *server) closeLedger() {
+	s.seq.Close()
+	s.st.Close()
+}
+
+// shutdown stops accepting requests, lets running ones finish, commits what
+// the ledger has queued, signs its tail and closes the store.
+func (s *server) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	s.closeLedger()
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+func ledgerMetrics(reg *prometheus.Registry) func(int, time.Duration, error) {
+	commits := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "custos_ledger_commit_duration_seconds", Help: "Time to sequence and durably commit one group of events.",
+		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+	})
+	sizes := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "custos_ledger_commit_events", Help: "Events per group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+	})
+	failures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custos_ledger_commit_failures_total", Help: "Group commits that failed; none of their events was acknowledged.",
+	})
+	appended := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "custos_ledger_events_total", Help: "Events durably appended to the ledger (all sources).",
+	})
+	reg.MustRegister(commits, sizes, failures, appended)
+	return func(n int, d time.Duration, err error) {
+		if err != nil {
+			failures.Inc()
+			return
+		}
+		commits.Observe(d.Seconds())
+		sizes.Observe(float64(n))
+		appended.Add(float64(n))
+	}
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store/sqlite"
+)
+
+func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	var cfg serverConfig
+	fs.StringVar(&cfg.data, "data", "./custos-data", "data folder of the embedded SQLite store")
+	fs.StringVar(&cfg.db, "db", "", "PostgreSQL URL (postgres://…) instead of the embedded store")
+	fs.StringVar(&cfg.keyFile, "key-file", "", "signing key to take the public key from (default <data>/"+ledger.KeyFileName+")")
+	pub := fs.String("public-key", "", "pinned verifier key (see custos public-key); overrides --key-file")
+	bundle := fs.String("bundle", "", "an exported archive bundle to check offline")
+	quiet := fs.Bool("quiet", false, "no progress output")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "custos verify: "+format+"\n", a...)
+		return exitError
+	}
+	switch {
+	case *bundle != "":
+		return fail("--bundle: archive bundles arrive with custos export; this release verifies stores (--data)")
+	case cfg.db != "":
+		return fail("--db: the PostgreSQL store is not in this release yet")
+	}
+	vkey := strings.TrimSpace(*pub)
+	if vkey == "" {
+		b, err := os.ReadFile(cfg.keyPath())
+		if err != nil {
+			return fail("no public key: pass --public-key, or --key-file (%v)", err)
+		}
+		s, err := ledger.NewSigner(string(b))
+		if err != nil {
+			return fail("%v", err)
+		}
+		vkey = s.VerifierKey()
+	}
+	st, err := sqlite.Open(ctx, cfg.data, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer st.Close()
+	start := time.Now()
+	var progress ledger.Progress
+	if !*quiet {
+		progress = func(n uint64) {
+			fmt.Fprintf(stderr, "verified %d records (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
+		}
+	}
+	rep, err := ledger.Audit(ctx, st, vkey, progress)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if rep.Problem != nil {
+		fmt.Fprintf(stdout, "FAILED: record %d: %s\n", rep.Problem.Index, rep.Problem.Reason)
+		fmt.Fprintf(stdout, "checked %d records before it in %s\n", rep.Records, rep.Elapsed.Round(time.Millisecond))
+		return exitProblem
+	}
+	fmt.Fprintf(stdout, "OK: %d records, %d tree nodes and %d signed checkpoints are intact (%s, %.0f records/s)\n",
+		rep.Records, rep.Nodes, rep.Checkpoints, rep.Elapsed.Round(time.Millisecond), float64(rep.Records)/rep.Elapsed.Seconds())
+	if rep.Checkpoints > 0 {
+		fmt.Fprintf(stdout, "latest checkpoint: size %d, origin %s\n", rep.LatestSize, rep.LatestOrigin)
+	}
+	if rep.Uncovered > 0 {
+		fmt.Fprintf(stdout, "note: the last %d records are not yet covered by a signed checkpoint (one is signed within a second while the server runs)\n", rep.Uncovered)
+	}
+	return exitOK
+}
+
+func publicKey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("public-key", flag.ContinueOnError)
+	var cfg serverConfig
+	fs.StringVar(&cfg.data, "data", "./custos-data", "data folder holding the signing key")
+	fs.StringVar(&cfg.keyFile, "key-file", "", "signing key (default <data>/"+ledger.KeyFileName+")")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	b, err := os.ReadFile(cfg.keyPath())
+	if err != nil {
+		fmt.Fprintf(stderr, "custos public-key: %v (start custos serve once to create the key)\n", err)
+		return exitError
+	}
+	s, err := ledger.NewSigner(string(b))
+	if err != nil {
+		fmt.Fprintln(stderr, "custos public-key:", err)
+		return exitError
+	}
+	fmt.Fprintln(stdout, s.VerifierKey())
+	return exitOK
+}

@@ -105,7 +105,7 @@ type auditor struct {
 	nextNode func() (store.Node, bool)
 	nextCP   func() (store.Checkpoint, bool)
 	cp       *store.Checkpoint // the next checkpoint to reach, already signature-checked
-	cpSize   uint64
+	verified uint64 // size of the last checkpoint whose root matched
 	problem  *Problem
 	scanErr  error
 }
@@ -189,8 +189,10 @@ func (a *auditor) record(e custos.Event) *Problem {
 	a.rep.Nodes = NodeCount(a.rep.Records)
 	if a.cp != nil && a.cp.Size == a.rng.End() {
 		if !bytes.Equal(Root(a.rng), a.cp.Note) {
-			return a.fail(i, "the records do not match the signed checkpoint at tree size %d (records altered before it)", a.cp.Size)
+			return a.fail(a.verified, "records %d–%d do not match the signed checkpoint at tree size %d: one of them was altered and the tree rewritten to hide it",
+				a.verified, i, a.cp.Size)
 		}
+		a.verified = a.cp.Size
 		a.pullCheckpoint()
 		if a.problem != nil {
 			return a.problem

@@ -2,7 +2,236 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/client"
+	"github.com/custos-audit/custos/internal/authn"
+	"github.com/custos-audit/custos/internal/bench"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
-func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int { return exitError }
+type benchConfig struct {
+	url, token, data, mode   string
+	concurrency, batch       int
+	rate                     float64
+	duration                 time.Duration
+	baseline                 bool
+	preload, patients, limit int
+}
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var c benchConfig
+	fs.StringVar(&c.url, "url", "", "server to load (default: start one in this process on a fresh store)")
+	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
+	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches")
+	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
+	fs.IntVar(&c.batch, "batch", 500, "events per POST")
+	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
+	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long each phase runs")
+	fs.BoolVar(&c.baseline, "baseline", true, "ingest mode: also write the same rows straight into a fresh SQLite store (no HTTP, JSON or ledger)")
+	fs.IntVar(&c.preload, "preload", 0, "query mode: events to load first")
+	fs.IntVar(&c.patients, "patients", 100_000, "distinct patients in generated events")
+	fs.IntVar(&c.limit, "limit", 100, "query mode: page size")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server included when in-process) to this file")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	if c.concurrency < 1 || c.batch < 1 || c.duration <= 0 || c.patients < 1 {
+		fmt.Fprintln(stderr, "custos bench: --concurrency, --batch, --duration and --patients must be positive")
+		return exitUsageErr
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "custos bench:", err)
+			return exitError
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	stop, err := c.target(ctx, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "custos bench:", err)
+		return exitError
+	}
+	defer stop()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency * 2, MaxConnsPerHost: c.concurrency * 2}}
+	cl := client.New(c.url, c.token, hc)
+	switch c.mode {
+	case "ingest":
+		err = c.ingest(ctx, cl, stdout)
+	case "query":
+		err = c.queries(ctx, cl, stdout)
+	default:
+		err = fmt.Errorf("--mode %q: want ingest or query", c.mode)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "custos bench:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// target starts an in-process server unless --url names one.
+func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), error) {
+	if c.url != "" {
+		if c.token == "" {
+			return nil, errors.New("--token is required with --url")
+		}
+		return func() {}, nil
+	}
+	cleanup := func() {}
+	if c.data == "" {
+		dir, err := os.MkdirTemp("", "custos-bench-")
+		if err != nil {
+			return nil, err
+		}
+		c.data, cleanup = dir, func() { os.RemoveAll(dir) }
+	}
+	c.token = authn.NewToken()
+	var sc serverConfig
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	sc.flags(fs)
+	sc.data, sc.addr, sc.bootstrapToken = c.data, "127.0.0.1:0", c.token
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := startServer(ctx, sc, log, io.Discard)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	c.url = srv.url
+	fmt.Fprintf(stderr, "bench: in-process server at %s on %s\n", c.url, c.data)
+	return func() { srv.shutdown(); cleanup() }, nil
+}
+
+func (c *benchConfig) describe(w io.Writer) {
+	loop := "closed loop"
+	if c.rate > 0 {
+		loop = fmt.Sprintf("open loop at %.0f events/s", c.rate)
+	}
+	fmt.Fprintf(w, "custos bench --mode %s: %s, concurrency %d, batch %d, %s per phase, %d patients\n",
+		c.mode, loop, c.concurrency, c.batch, c.duration, c.patients)
+}
+
+func (c *benchConfig) ingest(ctx context.Context, cl *client.Client, out io.Writer) error {
+	bodies, err := bench.Bodies(1, 64, c.batch, c.patients)
+	if err != nil {
+		return err
+	}
+	c.describe(out)
+	var base *bench.Result
+	if c.baseline {
+		if base, err = rawBaseline(ctx, c); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, base)
+	}
+	res := bench.Run(ctx, "http", bench.Load{Concurrency: c.concurrency, Rate: c.rate / float64(c.batch), Duration: c.duration,
+		Do: func(ctx context.Context, i int) (int, error) {
+			r, err := cl.AppendRaw(ctx, "application/json", bodies[i%len(bodies)])
+			return len(r), err
+		}})
+	fmt.Fprintln(out, res)
+	if base != nil && base.Rate() > 0 {
+		fmt.Fprintf(out, "ratio     http / raw baseline = %.2f\n", res.Rate()/base.Rate())
+	}
+	return nil
+}
+
+// rawBaseline writes the same rows, in batches of the same size, straight
+// into a fresh SQLite store with the same durability (one synchronous=FULL
+// transaction per batch): no HTTP, no JSON, no ledger, no tree.
+func rawBaseline(ctx context.Context, c *benchConfig) (*bench.Result, error) {
+	dir, err := os.MkdirTemp("", "custos-baseline-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	r := rand.New(rand.NewPCG(1, 2))
+	batches := make([][]custos.Event, 64)
+	for i := range batches {
+		for _, in := range bench.Events(r, c.batch, c.patients) {
+			e := in.Event()
+			if err := e.Normalize(custos.DefaultLimits, ""); err != nil {
+				return nil, err
+			}
+			batches[i] = append(batches[i], e)
+		}
+	}
+	var next uint64
+	return bench.Run(ctx, "raw", bench.Load{Concurrency: 1, Duration: c.duration, Do: func(ctx context.Context, i int) (int, error) {
+		evs := batches[i%len(batches)]
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		for j := range evs {
+			evs[j].Index, evs[j].Timestamp = next+uint64(j), now
+		}
+		if err := st.Append(ctx, &store.Batch{Events: evs}); err != nil {
+			return 0, err
+		}
+		next += uint64(len(evs))
+		return len(evs), nil
+	}}), nil
+}
+
+func (c *benchConfig) queries(ctx context.Context, cl *client.Client, out io.Writer) error {
+	c.describe(out)
+	if c.preload > 0 {
+		bodies, err := bench.Bodies(2, 64, 1000, c.patients)
+		if err != nil {
+			return err
+		}
+		n := (c.preload + 999) / 1000
+		var sent int64
+		start := time.Now()
+		res := bench.Run(ctx, "preload", bench.Load{Concurrency: 4, Duration: 24 * time.Hour, Do: func(ctx context.Context, i int) (int, error) {
+			if i > n {
+				return 0, context.Canceled
+			}
+			r, err := cl.AppendRaw(ctx, "application/json", bodies[i%len(bodies)])
+			if len(r) > 0 && (int(sent)+len(r))/100_000 > int(sent)/100_000 {
+				fmt.Fprintf(os.Stderr, "preloaded %d events (%.0f/s)\n", int(sent)+len(r), float64(int(sent)+len(r))/time.Since(start).Seconds())
+			}
+			sent += int64(len(r))
+			return len(r), err
+		}, Rate: 0})
+		res.Errors -= 4 // each worker's final refusal
+		fmt.Fprintln(out, res)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var mu = make(chan struct{}, 1)
+	res := bench.Run(ctx, "query", bench.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.duration,
+		Do: func(ctx context.Context, i int) (int, error) {
+			mu <- struct{}{}
+			p := fmt.Sprintf("p-%06d", r.IntN(c.patients))
+			<-mu
+			page, err := cl.Events(ctx, url.Values{"patient_id": {p}, "limit": {fmt.Sprint(c.limit)}})
+			if err != nil {
+				return 0, err
+			}
+			return len(page.Items), nil
+		}})
+	res.Name = "query"
+	fmt.Fprintln(out, res)
+	fmt.Fprintln(out, "(query 'events' are events returned; every query also appends its own READ record to the ledger)")
+	return nil
+}

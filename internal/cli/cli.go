@@ -30,7 +30,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite under --data)", serve},
 		{"verify", "check the whole ledger; exit 0 when intact, 1 naming the first bad record", verify},
-		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", bench},
+		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", benchCmd},
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
 	}
 }

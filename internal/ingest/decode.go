@@ -13,7 +13,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/custos-audit/custos"
 )
@@ -22,45 +21,6 @@ import (
 type Options struct {
 	MaxBatch int           // events per request (default 10,000)
 	Limits   custos.Limits // field limits
-}
-
-// wireEvent is an event as clients send it. It has no index or timestamp:
-// the ledger assigns those, and unknown fields are refused.
-type wireEvent struct {
-	OccurredAt       *time.Time      `json:"occurred_at"`
-	User             *custos.User    `json:"user"`
-	Action           custos.Action   `json:"action"`
-	ResourceType     string          `json:"resource_type"`
-	ResourceID       string          `json:"resource_id"`
-	PatientID        string          `json:"patient_id"`
-	IPAddress        string          `json:"ip_address"`
-	UserAgent        string          `json:"user_agent"`
-	RequestMethod    string          `json:"request_method"`
-	RequestPath      string          `json:"request_path"`
-	Changes          json.RawMessage `json:"changes"`
-	Outcome          custos.Outcome  `json:"outcome"`
-	StatusCode       int             `json:"status_code"`
-	Source           string          `json:"source"`
-	RequestID        string          `json:"request_id"`
-	SessionID        string          `json:"session_id"`
-	PurposeOfUse     string          `json:"purpose_of_use"`
-	BreakGlass       bool            `json:"break_glass"`
-	BreakGlassReason string          `json:"break_glass_reason"`
-}
-
-func (w *wireEvent) event() custos.Event {
-	e := custos.Event{OccurredAt: w.OccurredAt, Action: w.Action, ResourceType: w.ResourceType,
-		ResourceID: w.ResourceID, PatientID: w.PatientID, IPAddress: w.IPAddress, UserAgent: w.UserAgent,
-		RequestMethod: w.RequestMethod, RequestPath: w.RequestPath, Changes: w.Changes, Outcome: w.Outcome,
-		StatusCode: w.StatusCode, Source: w.Source, RequestID: w.RequestID, SessionID: w.SessionID,
-		PurposeOfUse: w.PurposeOfUse, BreakGlass: w.BreakGlass, BreakGlassReason: w.BreakGlassReason}
-	if w.User != nil {
-		e.User = *w.User
-	}
-	if e.User.Roles == nil {
-		e.User.Roles = []string{}
-	}
-	return e
 }
 
 const op = "ingest.decode"
@@ -91,7 +51,7 @@ func Decode(contentType string, body io.Reader, opt Options) ([]custos.Event, er
 	if err != nil {
 		return nil, readError(err)
 	}
-	var wire []wireEvent
+	var wire []custos.EventInput
 	batch := true
 	if ndjson {
 		wire, err = decodeNDJSON(bytes.NewReader(raw), opt.MaxBatch)
@@ -108,7 +68,7 @@ func Decode(contentType string, body io.Reader, opt Options) ([]custos.Event, er
 	events := make([]custos.Event, len(wire))
 	var fields []custos.FieldError
 	for i := range wire {
-		events[i] = wire[i].event()
+		events[i] = wire[i].Event()
 		prefix := ""
 		if batch {
 			prefix = fmt.Sprintf("[%d].", i)
@@ -128,7 +88,7 @@ func Decode(contentType string, body io.Reader, opt Options) ([]custos.Event, er
 	return events, nil
 }
 
-func decodeJSON(body io.Reader, max int) ([]wireEvent, bool, error) {
+func decodeJSON(body io.Reader, max int) ([]custos.EventInput, bool, error) {
 	br := bufio.NewReader(body)
 	first, err := peekNonSpace(br)
 	if err != nil {
@@ -137,24 +97,24 @@ func decodeJSON(body io.Reader, max int) ([]wireEvent, bool, error) {
 	dec := json.NewDecoder(br)
 	dec.DisallowUnknownFields()
 	if first != '[' {
-		var w wireEvent
+		var w custos.EventInput
 		if err := dec.Decode(&w); err != nil {
 			return nil, false, decodeError("", err)
 		}
 		if err := expectEOF(dec); err != nil {
 			return nil, false, err
 		}
-		return []wireEvent{w}, false, nil
+		return []custos.EventInput{w}, false, nil
 	}
 	if _, err := dec.Token(); err != nil { // the '['
 		return nil, true, decodeError("", err)
 	}
-	var out []wireEvent
+	var out []custos.EventInput
 	for i := 0; dec.More(); i++ {
 		if i >= max {
 			return nil, true, tooMany(max)
 		}
-		var w wireEvent
+		var w custos.EventInput
 		if err := dec.Decode(&w); err != nil {
 			return nil, true, decodeError(fmt.Sprintf("[%d]", i), err)
 		}
@@ -166,10 +126,10 @@ func decodeJSON(body io.Reader, max int) ([]wireEvent, bool, error) {
 	return out, true, expectEOF(dec)
 }
 
-func decodeNDJSON(body io.Reader, max int) ([]wireEvent, error) {
+func decodeNDJSON(body io.Reader, max int) ([]custos.EventInput, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<30) // the body limit bounds lines
-	var out []wireEvent
+	var out []custos.EventInput
 	for line := 1; sc.Scan(); line++ {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
@@ -180,7 +140,7 @@ func decodeNDJSON(body io.Reader, max int) ([]wireEvent, error) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
-		var w wireEvent
+		var w custos.EventInput
 		prefix := fmt.Sprintf("[%d]", len(out))
 		if err := dec.Decode(&w); err != nil {
 			return nil, decodeError(prefix, err)

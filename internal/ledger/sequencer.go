@@ -16,7 +16,7 @@ import (
 
 // Config tunes the sequencer. Zero fields take the defaults.
 type Config struct {
-	MaxBatch           int           // events per transaction at most (default 4096)
+	MaxBatch           int           // events per transaction at most (default 16384)
 	CheckpointEvery    uint64        // sign a checkpoint every this many leaves (default 1000)
 	CheckpointInterval time.Duration // and at least this often while the log grows (default 1 s)
 	CommitTimeout      time.Duration // bound on one commit (default 30 s)
@@ -70,7 +70,7 @@ func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps interface 
 	LatestCheckpoint(context.Context) (*store.Checkpoint, error)
 }, signer *Signer, cfg Config) (*Sequencer, error) {
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 4096
+		cfg.MaxBatch = 16384
 	}
 	if cfg.CheckpointEvery == 0 {
 		cfg.CheckpointEvery = 1000

@@ -116,7 +116,9 @@ func (s *Store) prepareInserts(ctx context.Context) error {
 		ncol        int
 	}{{"events", eventColumns, eventColumnCount}, {"tree_nodes", "pos, hash", 2}} {
 		one := "(" + strings.TrimSuffix(strings.Repeat("?,", t.ncol), ",") + ")"
-		prefix := "INSERT INTO " + t.table + " (" + t.cols + ") VALUES "
+		// OR ROLLBACK: a failing row aborts the whole transaction (a batch is
+		// stored whole or not at all), so SQLite keeps no statement journal.
+		prefix := "INSERT OR ROLLBACK INTO " + t.table + " (" + t.cols + ") VALUES "
 		full, err := s.w.PrepareContext(ctx, prefix+strings.TrimSuffix(strings.Repeat(one+",", rowsPerInsert), ","))
 		if err != nil {
 			return fmt.Errorf("sqlite: prepare insert %s: %w", t.table, err)

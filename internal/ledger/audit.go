@@ -105,7 +105,7 @@ type auditor struct {
 	nextNode func() (store.Node, bool)
 	nextCP   func() (store.Checkpoint, bool)
 	cp       *store.Checkpoint // the next checkpoint to reach, already signature-checked
-	verified uint64 // size of the last checkpoint whose root matched
+	verified uint64            // size of the last checkpoint whose root matched
 	problem  *Problem
 	scanErr  error
 }

@@ -7,6 +7,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -57,12 +58,16 @@ func (r *Result) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
 
+// ErrDone, returned by Load.Do, ends the run without counting an error.
+var ErrDone = errors.New("bench: done")
+
 // Load describes one run of requests.
 type Load struct {
 	Concurrency int
 	Rate        float64 // requests per second; 0 runs closed loop
 	Duration    time.Duration
-	// Do sends request number i and returns how many events it carried.
+	// Do sends request number i and returns how many events it carried,
+	// or ErrDone when there is nothing more to send.
 	Do func(ctx context.Context, i int) (int, error)
 }
 
@@ -71,7 +76,13 @@ func Run(ctx context.Context, name string, l Load) *Result {
 	res := &Result{Name: name}
 	var mu sync.Mutex
 	var seq atomic.Int64
+	done := make(chan struct{})
+	var once sync.Once
 	record := func(start time.Time, n int, err error) {
+		if errors.Is(err, ErrDone) {
+			once.Do(func() { close(done) })
+			return
+		}
 		d := time.Since(start)
 		mu.Lock()
 		defer mu.Unlock()
@@ -94,7 +105,7 @@ func Run(ctx context.Context, name string, l Load) *Result {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for time.Now().Before(end) && ctx.Err() == nil {
+				for time.Now().Before(end) && ctx.Err() == nil && !closed(done) {
 					start := time.Now()
 					n, err := l.Do(ctx, int(seq.Add(1)))
 					record(start, n, err)
@@ -108,7 +119,7 @@ func Run(ctx context.Context, name string, l Load) *Result {
 		interval := time.Duration(float64(time.Second) / l.Rate)
 		go func() {
 			defer close(tickets)
-			for t := begin; t.Before(end) && ctx.Err() == nil; t = t.Add(interval) {
+			for t := begin; t.Before(end) && ctx.Err() == nil && !closed(done); t = t.Add(interval) {
 				if d := time.Until(t); d > 0 {
 					time.Sleep(d)
 				}
@@ -129,6 +140,15 @@ func Run(ctx context.Context, name string, l Load) *Result {
 	wg.Wait()
 	res.Elapsed = time.Since(begin)
 	return res
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // Events returns n realistic audit events: clinicians reading and updating

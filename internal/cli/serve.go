@@ -104,6 +104,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type server struct {
 	st   *sqlite.Store
 	seq  *ledger.Sequencer
+	keys *authn.Keys
 	http *http.Server
 	url  string
 	done chan error
@@ -138,6 +139,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	}
 	s := &server{st: st, seq: seq, done: make(chan error, 1)}
 	keys, err := authn.NewKeys(ctx, seq, st, nil)
+	s.keys = keys
 	if err == nil {
 		err = s.bootstrap(ctx, keys, cfg.bootstrapToken, out)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -46,29 +47,39 @@ type Progress func(records uint64)
 // recomputed from the records, so consistency is checked by construction.
 func Audit(ctx context.Context, sc store.Scanner, vkey string, progress Progress) (*AuditReport, error) {
 	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	a := &auditor{rep: &AuditReport{}, vkey: vkey, rng: NewEmptyRange()}
-	nextNode, stopNodes := iter.Pull(pushSeq(ctx, sc.ScanNodes, &a.scanErr))
-	defer stopNodes()
+	nextNode, nodeErr := streamNodes(ctx, sc)
+	a.nextNode = func() (store.Node, bool) {
+		n, ok := nextNode()
+		if !ok && *nodeErr != nil && a.scanErr == nil { // read after the stream closed
+			a.scanErr = *nodeErr
+		}
+		return n, ok
+	}
 	nextCP, stopCPs := iter.Pull(pushSeq(ctx, sc.ScanCheckpoints, &a.scanErr))
 	defer stopCPs()
-	a.nextNode, a.nextCP = nextNode, nextCP
+	a.nextCP = nextCP
 	a.pullCheckpoint()
 
-	err := sc.ScanEvents(ctx, 0, func(e custos.Event) error {
-		if p := a.record(e); p != nil {
-			return p
+	for c := range readLeaves(ctx, sc, 2*runtime.GOMAXPROCS(0)) {
+		if c.err != nil {
+			return nil, c.err
 		}
-		if progress != nil && a.rep.Records%100_000 == 0 {
-			progress(a.rep.Records)
+		for i := range c.events {
+			if a.record(&c.events[i], c.hashes[i]) != nil {
+				break
+			}
+			if progress != nil && a.rep.Records%100_000 == 0 {
+				progress(a.rep.Records)
+			}
 		}
-		return nil
-	})
-	var p *Problem
-	switch {
-	case errors.As(err, &p):
-	case err != nil:
-		return nil, err
-	default:
+		if a.problem != nil {
+			break
+		}
+	}
+	if a.problem == nil {
 		a.finish()
 	}
 	// A failed node or checkpoint scan looks like a missing node: report
@@ -148,7 +159,7 @@ func lastIndex(size uint64) uint64 {
 
 // record checks one event, appends it to the recomputed tree and compares the
 // nodes it completes with the stored ones.
-func (a *auditor) record(e custos.Event) *Problem {
+func (a *auditor) record(e *custos.Event, h []byte) *Problem {
 	if a.problem != nil {
 		return a.problem
 	}
@@ -162,7 +173,6 @@ func (a *auditor) record(e custos.Event) *Problem {
 		return a.fail(i, "timestamp %s is earlier than the previous record's (records reordered)", e.Timestamp.Format(time.RFC3339Nano))
 	}
 	a.lastTS = e.Timestamp
-	h := LeafHash(&e)
 	a.rng.Append(h, func(id compact.NodeID, hash []byte) {
 		if a.problem != nil {
 			return

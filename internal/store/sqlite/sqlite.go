@@ -34,6 +34,7 @@ type Options struct {
 	CacheKiB           int           // page cache per connection (default 64 MiB for the writer)
 	CheckpointInterval time.Duration // WAL checkpoint period (default 1 s)
 	ReadOnly           bool          // open an existing store without writing to it (verify)
+	PageSize           int           // page size of a new database (default 1024; see pageSize)
 	Logger             *slog.Logger
 }
 
@@ -54,7 +55,6 @@ var _ store.Store = (*Store)(nil)
 func dsn(path string, pragmas ...string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	// Statement journals (kept so a failing multi-row INSERT can be undone
@@ -76,7 +76,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		opt.ReadConns = 4
 	}
 	if opt.CacheKiB <= 0 {
-		opt.CacheKiB = 64 << 10
+		opt.CacheKiB = 1 << 20
 	}
 	if opt.CheckpointInterval <= 0 {
 		opt.CheckpointInterval = time.Second
@@ -102,6 +102,10 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	s.w.SetMaxOpenConns(1)
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
+	if err := s.initFile(ctx, opt.PageSize); err != nil {
+		s.w.Close()
+		return nil, err
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.w.Close()
 		return nil, err
@@ -124,6 +128,29 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	s.wg.Add(1)
 	go s.checkpointer(opt.CheckpointInterval)
 	return s, nil
+}
+
+// pageSize is the default page size of a new database. Each commit writes
+// every page it dirtied to the WAL in full, and inserts into the randomly
+// keyed secondary indexes dirty about one page per row per index; small pages
+// cut those bytes. Measured with custos bench (see README): 1 KiB pages
+// sustain more ingest than the 4 KiB default once indexes outgrow a commit.
+const pageSize = 1024
+
+// initFile sets the page size of a new database, which must happen before
+// it switches to WAL, then switches it.
+func (s *Store) initFile(ctx context.Context, size int) error {
+	if size == 0 {
+		size = pageSize
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", size)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil || mode != "wal" {
+		return fmt.Errorf("sqlite: %s: cannot switch to WAL (journal_mode %q): %v", s.path, mode, err)
+	}
+	return nil
 }
 
 // openReadOnly opens an existing database for reading only: no migration, no

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -176,12 +175,10 @@ func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, 
 	return nil
 }
 
-// cursorKey derives the paging-cursor HMAC key from the signing key, so
-// cursors survive restarts (and are valid on every node sharing the key).
-func cursorKey(s *ledger.Signer) []byte {
-	sum := sha256.Sum256([]byte("custos cursor key\x00" + s.VerifierKey() + "\x00" + s.Origin()))
-	return sum[:]
-}
+// cursorKey derives the paging-cursor HMAC key from the private signing key,
+// so cursors survive restarts and are valid on every node sharing the key,
+// and nobody without the key can forge one.
+func cursorKey(s *ledger.Signer) []byte { return s.DeriveSecret("paging cursor") }
 
 func (s *server) closeLedger() {
 	s.seq.Close()

@@ -3,7 +3,9 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 type Signer struct {
 	signer note.Signer
 	vkey   string
+	seed   []byte // the Ed25519 seed, for DeriveSecret
 }
 
 // NewSigner parses a note private key ("PRIVATE+KEY+<origin>+<hash>+<key>").
@@ -29,26 +32,38 @@ func NewSigner(skey string) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: parse signing key: %w", err)
 	}
-	vkey, err := verifierKey(strings.TrimSpace(skey))
+	vkey, seed, err := verifierKey(strings.TrimSpace(skey))
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{signer: s, vkey: vkey}, nil
+	return &Signer{signer: s, vkey: vkey, seed: seed}, nil
 }
 
-// verifierKey derives the public verifier key of a note private key.
-func verifierKey(skey string) (string, error) {
+// verifierKey derives the public verifier key of a note private key and
+// returns its seed.
+func verifierKey(skey string) (string, []byte, error) {
 	// PRIVATE+KEY+name+hash+base64(alg||seed)
 	parts := strings.SplitN(skey, "+", 5)
 	if len(parts) != 5 {
-		return "", errors.New("ledger: malformed signing key")
+		return "", nil, errors.New("ledger: malformed signing key")
 	}
 	raw, err := base64.StdEncoding.DecodeString(parts[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
-		return "", errors.New("ledger: signing key is not an Ed25519 note key")
+		return "", nil, errors.New("ledger: signing key is not an Ed25519 note key")
 	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[2], pub)
+	seed := raw[1:]
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(parts[2], pub)
+	return vkey, seed, err
+}
+
+// DeriveSecret returns a 32-byte secret for the given purpose, derived from
+// the private key (HMAC-SHA256 keyed by the seed), so that every node holding
+// the key derives the same one and nobody without it can.
+func (s *Signer) DeriveSecret(purpose string) []byte {
+	m := hmac.New(sha256.New, s.seed)
+	m.Write([]byte("custos derived secret v1\x00" + purpose))
+	return m.Sum(nil)
 }
 
 // Origin is the log's origin line: the key's name.

@@ -281,3 +281,32 @@ func exec(t *testing.T, st *sqlite.Store, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
+
+// TestDeriveSecret: secrets come from the private key: stable across reloads
+// of the key file, different for another key, and never the public key.
+func TestDeriveSecret(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ledger.KeyFileName)
+	a, _, err := ledger.LoadOrCreateKey(path, "custos.test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, created, err := ledger.LoadOrCreateKey(path, "ignored")
+	if err != nil || created {
+		t.Fatalf("reload: created=%v err=%v", created, err)
+	}
+	other, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, "other.key"), "custos.test/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := a.DeriveSecret("paging cursor")
+	if string(s) != string(again.DeriveSecret("paging cursor")) {
+		t.Error("the secret changed when the key was reloaded")
+	}
+	if string(s) == string(other.DeriveSecret("paging cursor")) || string(s) == string(a.DeriveSecret("other purpose")) {
+		t.Error("different keys or purposes give the same secret")
+	}
+	if again.Origin() != "custos.test/a" {
+		t.Errorf("reloaded origin %q", again.Origin())
+	}
+}

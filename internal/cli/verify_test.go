@@ -11,6 +11,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/sqlite"
 	"github.com/transparency-dev/merkle/compact"
@@ -27,18 +28,7 @@ func newLedger(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, ledger.KeyFileName), "custos.test/verify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := ledger.Open(ctx, st, st, st, sig, ledger.Config{CheckpointEvery: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ledgertest.Open(t, dir, "custos.test/verify", ledger.Config{CheckpointEvery: 10})
 	for i := 0; i < ledgerSize; i += 3 {
 		var evs []custos.Event
 		for j := i; j < min(i+3, ledgerSize); j++ {
@@ -46,12 +36,11 @@ func newLedger(t *testing.T) string {
 				Action: custos.ActionRead, ResourceType: "Patient", PatientID: fmt.Sprintf("p-%d", j%4),
 				Outcome: custos.OutcomeSuccess})
 		}
-		if _, err := seq.Append(ctx, evs); err != nil {
+		if _, err := l.Seq.Append(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	seq.Close()
-	st.Close()
+	l.Close()
 	return dir
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/httpapi"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,19 +36,8 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, ledger.KeyFileName), "custos.test/api")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq, err := ledger.Open(ctx, st, st, st, signer, ledger.Config{CheckpointInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := ledgertest.Open(t, t.TempDir(), "custos.test/api", ledger.Config{CheckpointInterval: 10 * time.Millisecond})
+	st, seq, signer := l.Store, l.Seq, l.Signer
 	keys, err := authn.NewKeys(ctx, seq, st, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -61,8 +50,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, srv: httptest.NewServer(api.Handler()), st: st, seq: seq, signer: signer, keys: keys}
 	t.Cleanup(func() {
 		e.srv.Close()
-		seq.Close()
-		st.Close()
+		l.Close()
 	})
 	return e
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/sqlite"
 	"github.com/transparency-dev/merkle/compact"
@@ -38,14 +39,15 @@ func TestNodePos(t *testing.T) {
 }
 
 type harness struct {
+	*ledgertest.Ledger
 	st  *sqlite.Store
 	seq *ledger.Sequencer
 	sig *ledger.Signer
-	dir string
 	now time.Time
 	mu  sync.Mutex
 }
 
+// clock is a test clock that moves 1 ms per reading.
 func (h *harness) clock() time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -53,33 +55,18 @@ func (h *harness) clock() time.Time {
 	return h.now
 }
 
-func open(t *testing.T, dir string, cfg ledger.Config) *harness {
+func open(t testing.TB, dir string, cfg ledger.Config) *harness {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, _, err := ledger.LoadOrCreateKey(filepath.Join(dir, ledger.KeyFileName), "custos.test/log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{st: st, sig: sig, dir: dir, now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	h := &harness{now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	if cfg.Now == nil {
 		cfg.Now = h.clock
 	}
-	h.seq, err = ledger.Open(ctx, st, st, st, sig, cfg)
-	if err != nil {
-		st.Close()
-		t.Fatal(err)
-	}
+	h.Ledger = ledgertest.Open(t, dir, "custos.test/log", cfg)
+	h.st, h.seq, h.sig = h.Store, h.Seq, h.Signer
 	return h
 }
 
-func (h *harness) close() {
-	h.seq.Close()
-	h.st.Close()
-}
+func (h *harness) close() { h.Close() }
 
 func event(i int) custos.Event {
 	return custos.Event{User: custos.User{ID: fmt.Sprintf("u%d", i%7)}, Action: custos.ActionRead,

@@ -56,20 +56,18 @@ func readNodes(ctx context.Context, r NodeReader, ids []compact.NodeID) ([][]byt
 // tree of the given size, from O(log n) stored nodes.
 func InclusionProof(ctx context.Context, r NodeReader, index, size uint64) ([][]byte, error) {
 	n, err := proof.Inclusion(index, size)
-	if err != nil {
-		return nil, err
-	}
-	h, err := readNodes(ctx, r, n.IDs)
-	if err != nil {
-		return nil, err
-	}
-	return n.Rehash(h, Hasher.HashChildren)
+	return buildProof(ctx, r, n, err)
 }
 
 // ConsistencyProof returns the RFC 6962 consistency proof between two tree
 // sizes, from O(log n) stored nodes.
 func ConsistencyProof(ctx context.Context, r NodeReader, size1, size2 uint64) ([][]byte, error) {
 	n, err := proof.Consistency(size1, size2)
+	return buildProof(ctx, r, n, err)
+}
+
+// buildProof reads the proof's nodes and rehashes its ephemeral node.
+func buildProof(ctx context.Context, r NodeReader, n proof.Nodes, err error) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		s.w.Close()
 		return nil, err
 	}
-	s.r, err = sql.Open("sqlite", dsn(path, "query_only(1)", "cache_size(-16384)"))
+	s.r, err = sql.Open("sqlite", dsn(path, "query_only(1)", "cache_size(-16384)", "mmap_size(1099511627776)"))
 	if err == nil {
 		s.r.SetMaxOpenConns(opt.ReadConns)
 		s.r.SetMaxIdleConns(opt.ReadConns)
@@ -161,7 +161,7 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 	}
 	close(s.stop)
 	var err error
-	s.r, err = sql.Open("sqlite", dsn(s.path, "query_only(1)", "cache_size(-65536)"))
+	s.r, err = sql.Open("sqlite", dsn(s.path, "query_only(1)", "cache_size(-65536)", "mmap_size(1099511627776)"))
 	if err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}

@@ -8,60 +8,103 @@ import (
 // MaxLimit bounds one page of events.
 const MaxLimit = 1000
 
-// SQL is a WHERE clause, an ORDER BY clause and their arguments, built from a
-// Query for the events table that both SQL stores share.
+// SQL is a FROM clause (the events table is aliased e), a WHERE clause, an
+// ORDER BY clause and their arguments, built from a Query for the events
+// table that both SQL stores share.
 type SQL struct {
+	From    string
 	Where   string
 	OrderBy string
 	Args    []any
 	Limit   int
 }
 
-// EventSQL builds the filter and keyset order of q. placeholder(n) spells the
-// n-th (1-based) bind parameter: "?" for SQLite, "$n" for PostgreSQL.
+// Dialect is what differs between the SQL stores.
+type Dialect struct {
+	// Placeholder spells the n-th (1-based) bind parameter: "?" or "$n".
+	Placeholder func(n int) string
+	// KeyTable names the table that indexes the events by the given
+	// columns as (columns…, ts, idx), or "" when the events table's own
+	// indexes serve them. Nil means "" for all.
+	KeyTable func(cols ...string) string
+}
+
+type filter struct {
+	cols []string
+	vals []string
+}
+
+// EventSQL builds the filter and keyset order of q.
 //
 // Ledger timestamps never decrease with the index, so "newest first" is both
-// (ts DESC, idx DESC) and (idx DESC). When an equality filter leads an index
-// of the form (column, ts) the first order walks that index; otherwise the
-// primary key does.
-func EventSQL(q Query, placeholder func(n int) string) SQL {
+// (ts DESC, idx DESC) and (idx DESC). A query with an equality filter on
+// indexed columns is driven by that index, aliased k (a key table joined
+// back to e, re-checking the key so a stale entry never matches another
+// event), in (ts, idx) order; otherwise the primary key drives it.
+func EventSQL(q Query, d Dialect) SQL {
 	var conds []string
 	var args []any
-	add := func(cond string, v any) {
+	arg := func(v any) string {
 		args = append(args, v)
-		conds = append(conds, strings.ReplaceAll(cond, "?", placeholder(len(args))))
+		return d.Placeholder(len(args))
 	}
-	byTS := false
-	for _, f := range []struct {
-		col, val string
-		leadsTS  bool
-	}{
-		{"user_id", q.User, true}, {"action", q.Action, false},
-		{"resource_type", q.ResourceType, false}, {"resource_id", q.ResourceID, q.ResourceType != ""},
-		{"patient_id", q.PatientID, true}, {"ip_address", q.IPAddress, true},
-		{"outcome", q.Outcome, false}, {"source", q.Source, false},
-	} {
-		if f.val != "" {
-			add(f.col+" = ?", f.val)
-			byTS = byTS || f.leadsTS
+	// Candidates to drive the query, most selective first.
+	drivers := []filter{
+		{[]string{"patient_id"}, []string{q.PatientID}},
+		{[]string{"resource_type", "resource_id"}, []string{q.ResourceType, q.ResourceID}},
+		{[]string{"user_id"}, []string{q.User}},
+		{[]string{"ip_address"}, []string{q.IPAddress}},
+	}
+	var drive *filter
+	keyTable := ""
+	for i, f := range drivers {
+		if !all(f.vals) {
+			continue
 		}
+		drive = &drivers[i]
+		if d.KeyTable != nil {
+			keyTable = d.KeyTable(f.cols...)
+		}
+		break
+	}
+	from, ord := "events e", "e"
+	if keyTable != "" {
+		on := []string{"e.idx = k.idx", "e.ts = k.ts"}
+		for _, c := range drive.cols {
+			on = append(on, fmt.Sprintf("e.%s = k.%s", c, c))
+		}
+		from, ord = keyTable+" k JOIN events e ON "+strings.Join(on, " AND "), "k"
+	}
+	for _, f := range []struct{ col, val string }{
+		{"user_id", q.User}, {"action", q.Action}, {"resource_type", q.ResourceType},
+		{"resource_id", q.ResourceID}, {"patient_id", q.PatientID}, {"ip_address", q.IPAddress},
+		{"outcome", q.Outcome}, {"source", q.Source},
+	} {
+		if f.val == "" {
+			continue
+		}
+		alias := "e"
+		if keyTable != "" && contains(drive.cols, f.col) {
+			alias = "k"
+		}
+		conds = append(conds, fmt.Sprintf("%s.%s = %s", alias, f.col, arg(f.val)))
 	}
 	if !q.From.IsZero() {
-		add("ts >= ?", q.From.UnixMicro())
+		conds = append(conds, fmt.Sprintf("%s.ts >= %s", ord, arg(q.From.UnixMicro())))
 	}
 	if !q.To.IsZero() {
-		add("ts <= ?", q.To.UnixMicro())
+		conds = append(conds, fmt.Sprintf("%s.ts <= %s", ord, arg(q.To.UnixMicro())))
 	}
-	order := "idx DESC"
-	if byTS {
-		order = "ts DESC, idx DESC"
+	order := "e.idx DESC"
+	if drive != nil {
+		order = fmt.Sprintf("%s.ts DESC, %s.idx DESC", ord, ord)
 	}
 	if c := q.After; c != nil {
-		if byTS {
-			args = append(args, c.Timestamp.UnixMicro(), int64(c.Index))
-			conds = append(conds, fmt.Sprintf("(ts, idx) < (%s, %s)", placeholder(len(args)-1), placeholder(len(args))))
+		if drive != nil {
+			conds = append(conds, fmt.Sprintf("(%s.ts, %s.idx) < (%s, %s)", ord, ord,
+				arg(c.Timestamp.UnixMicro()), arg(int64(c.Index))))
 		} else {
-			add("idx < ?", int64(c.Index))
+			conds = append(conds, "e.idx < "+arg(int64(c.Index)))
 		}
 	}
 	where := "TRUE"
@@ -69,8 +112,26 @@ func EventSQL(q Query, placeholder func(n int) string) SQL {
 		where = strings.Join(conds, " AND ")
 	}
 	limit := q.Limit
-	if limit <= 0 || limit > MaxLimit {
-		limit = MaxLimit
+	if limit <= 0 || limit > MaxLimit+1 {
+		limit = MaxLimit + 1
 	}
-	return SQL{Where: where, OrderBy: order, Args: args, Limit: limit}
+	return SQL{From: from, Where: where, OrderBy: order, Args: args, Limit: limit}
+}
+
+func all(vals []string) bool {
+	for _, v := range vals {
+		if v == "" {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(cols []string, c string) bool {
+	for _, x := range cols {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/custos-audit/custos/internal/store"
 )
 
+// qualifiedEventColumns are eventColumns of the events table aliased e.
+var qualifiedEventColumns = "e." + strings.Join(strings.Split(strings.Join(strings.Fields(eventColumns), " "), ", "), ", e.")
+
 // scanChunk is how many rows one scan query reads; scans hold one chunk.
 const scanChunk = 5000
 
@@ -60,8 +63,8 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 
 // Events answers a filtered, newest-first, keyset-paged query.
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
-	b := store.EventSQL(q, func(int) string { return "?" })
-	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+b.Where+
+	b := store.EventSQL(q, store.Dialect{Placeholder: func(int) string { return "?" }, KeyTable: keyTableFor})
+	rows, err := s.r.QueryContext(ctx, `SELECT `+qualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
 		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)

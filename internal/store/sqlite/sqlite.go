@@ -1,6 +1,8 @@
-// Package sqlite is the embedded store: one SQLite database file in WAL mode
-// with synchronous=FULL, one writer connection owned by the ledger's
-// sequencer, a separate read pool, and WAL checkpoints run off the commit path.
+// Package sqlite is the embedded store: the ledger in one SQLite file (WAL,
+// synchronous=FULL, one writer connection owned by the ledger's sequencer),
+// its secondary indexes in a second file maintained in parallel by a
+// connection of their own, a read pool that sees both, and WAL checkpoints run
+// off the commit path.
 //
 // It implements store.Store and passes storetest.
 package sqlite
@@ -11,6 +13,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -25,29 +28,31 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// FileName is the database file inside the data folder.
+//go:embed index_migrations/*.sql
+var indexMigrationFS embed.FS
+
+// FileName is the ledger's database file inside the data folder.
 const FileName = "custos.db"
 
 // Options tune the store. Zero fields take the defaults.
 type Options struct {
 	ReadConns          int           // read pool size (default 4)
-	CacheKiB           int           // page cache per connection (default 64 MiB for the writer)
+	CacheKiB           int           // writer page cache (default 256 MiB)
 	CheckpointInterval time.Duration // WAL checkpoint period (default 1 s)
 	ReadOnly           bool          // open an existing store without writing to it (verify)
-	PageSize           int           // page size of a new database (default 1024; see pageSize)
 	Logger             *slog.Logger
 }
 
 // Store is the SQLite store.
 type Store struct {
 	w, r, ckpt *sql.DB
+	ix         *indexer
 	path       string
 	log        *slog.Logger
+	ins        map[string]insert // prepared INSERTs on the writer, by table
 
 	stop chan struct{}
 	wg   sync.WaitGroup
-
-	ins map[string]insert // prepared INSERTs on the writer, by table
 }
 
 var _ store.Store = (*Store)(nil)
@@ -59,8 +64,7 @@ func dsn(path string, pragmas ...string) string {
 	q.Add("_pragma", "foreign_keys(ON)")
 	// Statement journals (kept so a failing multi-row INSERT can be undone
 	// inside its transaction) stay in memory: they never need to survive a
-	// crash, since the whole transaction rolls back then. On disk they were
-	// about half of all writes.
+	// crash, since the whole transaction rolls back then.
 	q.Add("_pragma", "temp_store(MEMORY)")
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
@@ -68,15 +72,15 @@ func dsn(path string, pragmas ...string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the database in dir, applies pending
-// migrations after checking the checksums of applied ones, and starts the WAL
-// checkpointer.
+// Open opens (creating if needed) the store in dir, applies pending
+// migrations after checking the checksums of applied ones, brings the index
+// file up to date with the ledger, and starts the WAL checkpointer.
 func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	if opt.ReadConns <= 0 {
 		opt.ReadConns = 4
 	}
 	if opt.CacheKiB <= 0 {
-		opt.CacheKiB = 1 << 20
+		opt.CacheKiB = 256 << 10
 	}
 	if opt.CheckpointInterval <= 0 {
 		opt.CheckpointInterval = time.Second
@@ -84,77 +88,80 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sqlite: create data folder: %w", err)
-	}
 	path := filepath.Join(dir, FileName)
 	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{})}
 	if opt.ReadOnly {
 		return s, s.openReadOnly(ctx, opt)
 	}
-	var err error
-	// The writer: one connection, immediate transactions, automatic WAL
-	// checkpoints off (the checkpointer runs them beside the commit path).
-	s.w, err = sql.Open("sqlite", dsn(path, fmt.Sprintf("cache_size(-%d)", opt.CacheKiB), "wal_autocheckpoint(0)")+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open: %w", err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create data folder: %w", err)
 	}
-	s.w.SetMaxOpenConns(1)
-	s.w.SetMaxIdleConns(1)
-	s.w.SetConnMaxLifetime(0)
-	if err := s.initFile(ctx, opt.PageSize); err != nil {
-		s.w.Close()
+	if err := s.open(ctx, dir, opt); err != nil {
+		s.closeAll()
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
-		s.w.Close()
-		return nil, err
-	}
-	if err := s.prepareInserts(ctx); err != nil {
-		s.w.Close()
-		return nil, err
-	}
-	s.r, err = sql.Open("sqlite", dsn(path, "query_only(1)", "cache_size(-16384)", "mmap_size(1099511627776)"))
-	if err == nil {
-		s.r.SetMaxOpenConns(opt.ReadConns)
-		s.r.SetMaxIdleConns(opt.ReadConns)
-		s.ckpt, err = sql.Open("sqlite", dsn(path))
-	}
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
-	s.ckpt.SetMaxOpenConns(1)
 	s.wg.Add(1)
 	go s.checkpointer(opt.CheckpointInterval)
 	return s, nil
 }
 
-// pageSize is the default page size of a new database. Each commit writes
-// every page it dirtied to the WAL in full, and inserts into the randomly
-// keyed secondary indexes dirty about one page per row per index; small pages
-// cut those bytes. Measured with custos bench (see README): 1 KiB pages
-// sustain more ingest than the 4 KiB default once indexes outgrow a commit.
+func (s *Store) open(ctx context.Context, dir string, opt Options) error {
+	var err error
+	// The writer: one connection, immediate transactions, automatic WAL
+	// checkpoints off (the checkpointer runs them beside the commit path).
+	s.w, err = sql.Open("sqlite", dsn(s.path, fmt.Sprintf("cache_size(-%d)", opt.CacheKiB), "wal_autocheckpoint(0)")+"&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	s.w.SetMaxOpenConns(1)
+	s.w.SetConnMaxLifetime(0)
+	if err := initFile(ctx, s.w, s.path, pageSize); err != nil {
+		return err
+	}
+	if err := migrate(ctx, s.w, s.path, migrationFS, "migrations"); err != nil {
+		return err
+	}
+	if s.ins, err = prepareInserts(ctx, s.w, []insertSpec{
+		{"events", eventColumns, eventColumnCount, "OR ROLLBACK"}, {"tree_nodes", "pos, hash", 2, "OR ROLLBACK"},
+	}); err != nil {
+		return err
+	}
+	ixPath := filepath.Join(dir, IndexFileName)
+	if s.ix, err = openIndexer(ctx, ixPath); err != nil {
+		return err
+	}
+	// Readers map the files (mmap_size) and see the index file as "ix".
+	s.r = sql.OpenDB(newAttachConnector(dsn(s.path, "query_only(1)", "cache_size(-16384)", "mmap_size(1099511627776)"), ixPath))
+	s.r.SetMaxOpenConns(opt.ReadConns)
+	s.r.SetMaxIdleConns(opt.ReadConns)
+	if s.ckpt, err = sql.Open("sqlite", dsn(s.path)); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
+	return s.catchUpIndex(ctx)
+}
+
+// pageSize is the page size of a new database file. Each commit writes every
+// page it dirtied to the WAL in full, and randomly keyed index inserts dirty
+// about one page per row per index; small pages cut those bytes. Measured
+// with custos bench (README): 1 KiB beat 2 KiB and the 4 KiB default.
 const pageSize = 1024
 
 // initFile sets the page size of a new database, which must happen before
 // it switches to WAL, then switches it.
-func (s *Store) initFile(ctx context.Context, size int) error {
-	if size == 0 {
-		size = pageSize
-	}
-	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", size)); err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+func initFile(ctx context.Context, db *sql.DB, path string, size int) error {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", size)); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil || mode != "wal" {
-		return fmt.Errorf("sqlite: %s: cannot switch to WAL (journal_mode %q): %v", s.path, mode, err)
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil || mode != "wal" {
+		return fmt.Errorf("sqlite: %s: cannot switch to WAL (journal_mode %q): %v", path, mode, err)
 	}
 	return nil
 }
 
-// openReadOnly opens an existing database for reading only: no migration, no
-// checkpointer; its schema must match this release.
+// openReadOnly opens an existing ledger for reading only (verify): no
+// migration, no index, no checkpointer; its schema must match this release.
 func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 	if _, err := os.Stat(s.path); err != nil {
 		return fmt.Errorf("sqlite: no Custos store at %s: %w", s.path, err)
@@ -167,7 +174,7 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 	}
 	s.r.SetMaxOpenConns(opt.ReadConns)
 	s.w = s.r
-	applied, err := s.applied(ctx)
+	applied, err := appliedMigrations(ctx, s.r)
 	if err == nil {
 		var ms []store.Migration
 		if ms, err = store.LoadMigrations(migrationFS, "migrations"); err == nil {
@@ -184,8 +191,8 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 	return err
 }
 
-func (s *Store) applied(ctx context.Context) (map[int]string, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations`)
+func appliedMigrations(ctx context.Context, db *sql.DB) (map[int]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
 	}
@@ -202,25 +209,27 @@ func (s *Store) applied(ctx context.Context) (map[int]string, error) {
 	return applied, rows.Err()
 }
 
-func (s *Store) migrate(ctx context.Context) error {
-	ms, err := store.LoadMigrations(migrationFS, "migrations")
+// migrate applies the pending migrations of dir in fsys to db, after
+// checking that the applied ones are unchanged.
+func migrate(ctx context.Context, db *sql.DB, path string, fsys fs.FS, dir string) error {
+	ms, err := store.LoadMigrations(fsys, dir)
 	if err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+		return fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	applied, err := s.applied(ctx)
+	applied, err := appliedMigrations(ctx, db)
 	if err != nil {
 		return err
 	}
 	todo, err := store.Pending(ms, applied)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	for _, m := range todo {
-		tx, err := s.w.BeginTx(ctx, nil)
+		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
@@ -235,15 +244,16 @@ func (s *Store) migrate(ctx context.Context) error {
 			tx.Rollback()
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
+			return fmt.Errorf("sqlite: migrate %s %s: %w", path, m.Name, err)
 		}
 	}
 	return nil
 }
 
-// checkpointer copies WAL frames into the database file in the background
-// (PASSIVE: it never blocks the writer or readers), so commits never pay for
-// a checkpoint.
+// checkpointer copies WAL frames into the database files in the background
+// (PASSIVE: it never blocks the writers or readers), so commits never pay for
+// a checkpoint, and brings the index up to date if a failed index commit left
+// it behind the ledger.
 func (s *Store) checkpointer(every time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
@@ -256,6 +266,12 @@ func (s *Store) checkpointer(every time.Duration) {
 			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 				s.log.Warn("sqlite wal checkpoint", "err", err)
 			}
+			if _, err := s.ix.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				s.log.Warn("sqlite index wal checkpoint", "err", err)
+			}
+			if err := s.catchUpIndex(context.Background()); err != nil {
+				s.log.Warn("sqlite index catch-up", "err", err)
+			}
 		}
 	}
 }
@@ -265,7 +281,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.PingContext(ctx)
 }
 
-// Path is the database file.
+// Path is the ledger's database file.
 func (s *Store) Path() string { return s.path }
 
 // Close stops the checkpointer, runs a final checkpoint and closes the pools.
@@ -280,17 +296,24 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	s.wg.Wait()
+	if s.ckpt != nil {
+		s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+	return s.closeAll()
+}
+
+func (s *Store) closeAll() error {
 	var errs []error
 	for _, st := range s.ins {
 		errs = append(errs, st.full.Close(), st.one.Close())
 	}
-	if s.ckpt != nil {
-		s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-		errs = append(errs, s.ckpt.Close())
+	if s.ix != nil {
+		errs = append(errs, s.ix.close())
 	}
-	if s.r != nil {
-		errs = append(errs, s.r.Close())
+	for _, db := range []*sql.DB{s.ckpt, s.r, s.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
 	}
-	errs = append(errs, s.w.Close())
 	return errors.Join(errs...)
 }

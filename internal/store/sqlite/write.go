@@ -44,20 +44,38 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 	return h, nil
 }
 
-// Append writes the batch in one immediate transaction; synchronous=FULL makes
-// the commit durable (WAL fsynced) before Append returns.
+// Append writes the batch: the ledger (events, tree nodes, checkpoint, key
+// changes) in one immediate transaction that synchronous=FULL makes durable
+// before Append returns, and, in parallel on the index connection, the
+// events' secondary index entries. The ledger's commit decides the outcome:
+// an index that fails to commit is caught up from the ledger later.
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	var ixDone chan error
+	if len(b.Events) > 0 {
+		ixDone = make(chan error, 1)
+		go func() { ixDone <- s.ix.add(ctx, b.Events, s.eventRange) }()
+	}
+	err := s.appendLedger(ctx, b)
+	if ixDone != nil {
+		if ixErr := <-ixDone; ixErr != nil {
+			s.log.Warn("secondary index is behind the ledger; it catches up within a second", "err", ixErr)
+		}
+	}
+	return err
+}
+
+func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := s.insertRows(ctx, tx, "events", len(b.Events), func(i int, args []any) []any {
+	if err := insertRows(ctx, tx, s.ins["events"], "events", len(b.Events), func(i int, args []any) []any {
 		return appendEventArgs(args, &b.Events[i])
 	}); err != nil {
 		return err
 	}
-	if err := s.insertRows(ctx, tx, "tree_nodes", len(b.Nodes), func(i int, args []any) []any {
+	if err := insertRows(ctx, tx, s.ins["tree_nodes"], "tree_nodes", len(b.Nodes), func(i int, args []any) []any {
 		return append(args, int64(b.Nodes[i].Pos), b.Nodes[i].Hash)
 	}); err != nil {
 		return err
@@ -79,10 +97,93 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	return nil
 }
 
-// insertRows inserts n rows: full chunks with the prepared rowsPerInsert-row
+// eventRange reads the committed events with index in [from, to).
+func (s *Store) eventRange(from, to uint64) ([]custos.Event, error) {
+	var out []custos.Event
+	err := s.ScanEvents(context.Background(), from, func(e custos.Event) error {
+		if e.Index >= to {
+			return errRangeDone
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errRangeDone) {
+		return nil, err
+	}
+	return out, nil
+}
+
+var errRangeDone = errors.New("range done")
+
+// catchUpIndex indexes whatever the ledger holds beyond the index: after a
+// crash, a failed index commit, or a deleted index file (a full rebuild).
+func (s *Store) catchUpIndex(ctx context.Context) error {
+	h, err := s.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		upto, err := s.ix.upto(ctx)
+		if err != nil || upto >= h.Size {
+			return err
+		}
+		to := min(upto+50_000, h.Size)
+		evs, err := s.eventRange(to-1, to) // the last one; add() reads the rest
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return fmt.Errorf("sqlite: event %d is missing from the ledger; run custos verify", to-1)
+		}
+		if err := s.ix.add(ctx, evs, s.eventRange); err != nil {
+			return err
+		}
+		if to < h.Size {
+			s.log.Info("rebuilding the secondary index from the ledger", "indexed", to, "of", h.Size)
+		}
+	}
+}
+
+// insertSpec names a table, its columns and the conflict clause of its
+// INSERTs.
+type insertSpec struct {
+	table, cols string
+	ncol        int
+	conflict    string // "OR ROLLBACK", "OR IGNORE"
+}
+
+// insert holds the prepared INSERTs of one table.
+type insert struct {
+	ncol      int
+	full, one *sql.Stmt
+}
+
+// prepareInserts prepares, once at open, a rowsPerInsert-row and a one-row
+// INSERT for each table.
+func prepareInserts(ctx context.Context, db *sql.DB, specs []insertSpec) (map[string]insert, error) {
+	out := map[string]insert{}
+	for _, t := range specs {
+		one := "(" + strings.TrimSuffix(strings.Repeat("?,", t.ncol), ",") + ")"
+		prefix := "INSERT " + t.conflict + " INTO " + t.table + " (" + t.cols + ") VALUES "
+		full, err := db.PrepareContext(ctx, prefix+strings.TrimSuffix(strings.Repeat(one+",", rowsPerInsert), ","))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: prepare insert %s: %w", t.table, err)
+		}
+		single, err := db.PrepareContext(ctx, prefix+one)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: prepare insert %s: %w", t.table, err)
+		}
+		out[t.table] = insert{ncol: t.ncol, full: full, one: single}
+	}
+	return out, nil
+}
+
+// insertRows inserts n rows: full chunks with the rowsPerInsert-row
 // statement, the remainder with the one-row statement.
-func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, n int, row func(i int, args []any) []any) error {
-	st := s.ins[table]
+func insertRows(ctx context.Context, tx *sql.Tx, st insert, table string, n int, row func(i int, args []any) []any) error {
+	if n == 0 {
+		return nil
+	}
 	args := make([]any, 0, rowsPerInsert*st.ncol)
 	full, one := tx.StmtContext(ctx, st.full), tx.StmtContext(ctx, st.one)
 	for start := 0; start < n; {
@@ -98,36 +199,6 @@ func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, n int,
 			return fmt.Errorf("sqlite: insert %s: %w", table, err)
 		}
 		start = end
-	}
-	return nil
-}
-
-// insert holds the prepared INSERTs of one table.
-type insert struct {
-	ncol      int
-	full, one *sql.Stmt
-}
-
-// prepareInserts prepares, once at open, the INSERT statements of the writer.
-func (s *Store) prepareInserts(ctx context.Context) error {
-	s.ins = map[string]insert{}
-	for _, t := range []struct {
-		table, cols string
-		ncol        int
-	}{{"events", eventColumns, eventColumnCount}, {"tree_nodes", "pos, hash", 2}} {
-		one := "(" + strings.TrimSuffix(strings.Repeat("?,", t.ncol), ",") + ")"
-		// OR ROLLBACK: a failing row aborts the whole transaction (a batch is
-		// stored whole or not at all), so SQLite keeps no statement journal.
-		prefix := "INSERT OR ROLLBACK INTO " + t.table + " (" + t.cols + ") VALUES "
-		full, err := s.w.PrepareContext(ctx, prefix+strings.TrimSuffix(strings.Repeat(one+",", rowsPerInsert), ","))
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare insert %s: %w", t.table, err)
-		}
-		single, err := s.w.PrepareContext(ctx, prefix+one)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare insert %s: %w", t.table, err)
-		}
-		s.ins[t.table] = insert{ncol: t.ncol, full: full, one: single}
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"modernc.org/sqlite"
@@ -64,18 +66,71 @@ func keyTableFor(cols ...string) string {
 	return ""
 }
 
-// indexer maintains the key tables on a connection of its own, so that index
-// maintenance (random B-tree inserts, the bulk of an append's cost) runs in
-// parallel with the ledger's commit. ix_state.upto says which events are
-// indexed. An entry whose event never committed is harmless: queries join
-// back to the event and re-check the key.
+// maxIndexLag bounds how many committed events may wait for the index; an
+// append waits beyond it. Queries scan that tail by primary key.
+const maxIndexLag = 32 << 10
+
+// indexer maintains the key tables on a connection of its own, behind the
+// ledger: committed batches queue up, and each index transaction takes all
+// that is queued, so index maintenance (random B-tree inserts, the bulk of an
+// append's cost) overlaps the ledger's commits and batches up under load.
+// ix_state.upto says which events are indexed; queries read the rest of the
+// ledger directly. An entry whose event never committed is harmless: queries
+// join back to the event and re-check the key.
 type indexer struct {
 	db  *sql.DB
 	ins map[string]insert
 	mu  sync.Mutex // one index transaction at a time
+
+	qmu    sync.Mutex
+	cond   *sync.Cond
+	queue  []custos.Event // committed, not yet indexed, contiguous
+	closed bool
+	done   chan struct{}
 }
 
-func openIndexer(ctx context.Context, path string) (*indexer, error) {
+// enqueue hands committed events to the index, waiting while the index lags
+// more than maxIndexLag events behind.
+func (x *indexer) enqueue(evs []custos.Event) {
+	x.qmu.Lock()
+	defer x.qmu.Unlock()
+	for len(x.queue) >= maxIndexLag && !x.closed {
+		x.cond.Wait()
+	}
+	x.queue = append(x.queue, evs...)
+	x.cond.Broadcast()
+}
+
+// run indexes queued events until close, then what is left.
+func (x *indexer) run(log *slog.Logger, read func(from, to uint64) ([]custos.Event, error)) {
+	defer close(x.done)
+	for {
+		x.qmu.Lock()
+		for len(x.queue) == 0 && !x.closed {
+			x.cond.Wait()
+		}
+		batch := x.queue
+		x.queue = nil
+		closed := x.closed
+		x.cond.Broadcast()
+		x.qmu.Unlock()
+		if len(batch) > 0 {
+			// On failure the next transaction finds upto behind its first
+			// event and re-reads the gap from the ledger.
+			if err := x.add(context.Background(), batch, read); err != nil {
+				log.Warn("secondary index commit failed; the next one catches up from the ledger", "err", err)
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if closed && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+// openIndexer opens the index file and starts indexing queued events;
+// read(from, to) returns committed events from the ledger.
+func openIndexer(ctx context.Context, path string, log *slog.Logger, read func(from, to uint64) ([]custos.Event, error)) (*indexer, error) {
 	// synchronous=NORMAL: the index is rebuilt from the ledger after a power
 	// loss, so it needs no fsync of its own per commit.
 	db, err := sql.Open("sqlite", dsn(path, "synchronous(NORMAL)", "cache_size(-262144)", "wal_autocheckpoint(0)")+"&_txlock=immediate")
@@ -84,7 +139,8 @@ func openIndexer(ctx context.Context, path string) (*indexer, error) {
 	}
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	x := &indexer{db: db}
+	x := &indexer{db: db, done: make(chan struct{})}
+	x.cond = sync.NewCond(&x.qmu)
 	if err := initFile(ctx, db, path, pageSize); err == nil {
 		err = migrate(ctx, db, path, indexMigrationFS, "index_migrations")
 	}
@@ -99,6 +155,7 @@ func openIndexer(ctx context.Context, path string) (*indexer, error) {
 		db.Close()
 		return nil, err
 	}
+	go x.run(log, read)
 	return x, nil
 }
 
@@ -116,6 +173,9 @@ func (x *indexer) add(ctx context.Context, evs []custos.Event, read func(from, t
 	var upto int64
 	if err := tx.QueryRowContext(ctx, `SELECT upto FROM ix_state`).Scan(&upto); err != nil {
 		return fmt.Errorf("sqlite: index state: %w", err)
+	}
+	if last := evs[len(evs)-1].Index; uint64(upto) > last {
+		return nil // already indexed (a catch-up got there first)
 	}
 	if first := evs[0].Index; uint64(upto) < first {
 		missed, err := read(uint64(upto), first)
@@ -154,7 +214,13 @@ func (x *indexer) upto(ctx context.Context) (uint64, error) {
 	return uint64(upto), err
 }
 
+// close indexes what is queued, then closes the index file.
 func (x *indexer) close() error {
+	x.qmu.Lock()
+	x.closed = true
+	x.cond.Broadcast()
+	x.qmu.Unlock()
+	<-x.done
 	var errs []error
 	for _, st := range x.ins {
 		errs = append(errs, st.full.Close(), st.one.Close())
@@ -186,4 +252,4 @@ func newAttachConnector(dsn, indexPath string) attachConnector {
 }
 
 func (c attachConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c attachConnector) Driver() driver.Driver                       { return c.drv }
+func (c attachConnector) Driver() driver.Driver                        { return c.drv }

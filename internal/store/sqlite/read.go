@@ -61,10 +61,60 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 	return e, nil
 }
 
-// Events answers a filtered, newest-first, keyset-paged query.
+// Events answers a filtered, newest-first, keyset-paged query. A query that
+// an index key drives reads, in one snapshot, the events the index has not
+// reached yet (at most maxIndexLag, by primary key), then the indexed ones.
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
-	b := store.EventSQL(q, store.Dialect{Placeholder: func(int) string { return "?" }, KeyTable: keyTableFor})
-	rows, err := s.r.QueryContext(ctx, `SELECT `+qualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
+	tail, indexed := eventQueries(q)
+	if indexed == nil {
+		return s.queryEvents(ctx, s.r, tail, "", nil)
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	defer tx.Rollback()
+	var upto int64
+	if err := tx.QueryRowContext(ctx, `SELECT upto FROM ix.ix_state`).Scan(&upto); err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	out, err := s.queryEvents(ctx, tx, tail, "e.idx >= ?", upto)
+	if err != nil || len(out) >= tail.Limit {
+		return out, err
+	}
+	indexed.Limit -= len(out)
+	older, err := s.queryEvents(ctx, tx, *indexed, "k.idx < ?", upto)
+	return append(out, older...), err
+}
+
+// eventQueries builds q for the events table alone and, when an index key
+// drives it, for the key table (nil otherwise). The events-only query walks
+// the primary key newest first: as the tail of a keyed query it then reads
+// only the events the index has not reached.
+func eventQueries(q store.Query) (tail store.SQL, indexed *store.SQL) {
+	plain := store.Dialect{Placeholder: func(int) string { return "?" }}
+	keyed := plain
+	keyed.KeyTable = keyTableFor
+	b := store.EventSQL(q, keyed)
+	if b.From == "events e" {
+		return b, nil
+	}
+	tail = store.EventSQL(q, plain)
+	tail.OrderBy = "e.idx DESC" // the same order: ts never decreases with idx
+	return tail, &b
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryEvents runs b, with one more condition when cond is not empty.
+func (s *Store) queryEvents(ctx context.Context, db querier, b store.SQL, cond string, arg any) ([]custos.Event, error) {
+	if cond != "" {
+		b.Where += " AND " + cond
+		b.Args = append(b.Args, arg)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT `+qualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
 		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)

@@ -127,7 +127,7 @@ func (s *Store) open(ctx context.Context, dir string, opt Options) error {
 		return err
 	}
 	ixPath := filepath.Join(dir, IndexFileName)
-	if s.ix, err = openIndexer(ctx, ixPath); err != nil {
+	if s.ix, err = openIndexer(ctx, ixPath, s.log, s.eventRange); err != nil {
 		return err
 	}
 	// Readers map the files (mmap_size) and see the index file as "ix".
@@ -252,8 +252,7 @@ func migrate(ctx context.Context, db *sql.DB, path string, fsys fs.FS, dir strin
 
 // checkpointer copies WAL frames into the database files in the background
 // (PASSIVE: it never blocks the writers or readers), so commits never pay for
-// a checkpoint, and brings the index up to date if a failed index commit left
-// it behind the ledger.
+// a checkpoint.
 func (s *Store) checkpointer(every time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTicker(every)
@@ -268,9 +267,6 @@ func (s *Store) checkpointer(every time.Duration) {
 			}
 			if _, err := s.ix.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 				s.log.Warn("sqlite index wal checkpoint", "err", err)
-			}
-			if err := s.catchUpIndex(context.Background()); err != nil {
-				s.log.Warn("sqlite index catch-up", "err", err)
 			}
 		}
 	}

@@ -44,24 +44,18 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 	return h, nil
 }
 
-// Append writes the batch: the ledger (events, tree nodes, checkpoint, key
-// changes) in one immediate transaction that synchronous=FULL makes durable
-// before Append returns, and, in parallel on the index connection, the
-// events' secondary index entries. The ledger's commit decides the outcome:
-// an index that fails to commit is caught up from the ledger later.
+// Append writes the batch (events, tree nodes, checkpoint, key changes) in
+// one immediate transaction that synchronous=FULL makes durable before Append
+// returns, then queues the events for the secondary index, which follows on
+// its own connection. Queries see committed events at once either way.
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
-	var ixDone chan error
+	if err := s.appendLedger(ctx, b); err != nil {
+		return err
+	}
 	if len(b.Events) > 0 {
-		ixDone = make(chan error, 1)
-		go func() { ixDone <- s.ix.add(ctx, b.Events, s.eventRange) }()
+		s.ix.enqueue(b.Events)
 	}
-	err := s.appendLedger(ctx, b)
-	if ixDone != nil {
-		if ixErr := <-ixDone; ixErr != nil {
-			s.log.Warn("secondary index is behind the ledger; it catches up within a second", "err", ixErr)
-		}
-	}
-	return err
+	return nil
 }
 
 func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
@@ -138,7 +132,7 @@ func (s *Store) catchUpIndex(ctx context.Context) error {
 		if err := s.ix.add(ctx, evs, s.eventRange); err != nil {
 			return err
 		}
-		if to < h.Size {
+		if to < h.Size && to%200_000 < 50_000 {
 			s.log.Info("rebuilding the secondary index from the ledger", "indexed", to, "of", h.Size)
 		}
 	}

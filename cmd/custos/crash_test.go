@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,6 +114,7 @@ func TestCrashSafety(t *testing.T) {
 	if _, err := cl.Append(context.Background(), []custos.EventInput{crashEvent(0)}); err != nil {
 		t.Fatalf("append after restart: %v\n%s", err, p.log)
 	}
+	checkSearchable(t, cl, acked)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("clean shutdown: %v\n%s", err, p.log)
@@ -175,6 +177,41 @@ func ingestUntilKilled(t *testing.T, p *proc, d time.Duration, acked map[uint64]
 	close(stop)
 	wg.Wait()
 	return n
+}
+
+// checkSearchable: acknowledged events are found by a patient search after
+// the crashes (the secondary index caught up with the ledger).
+func checkSearchable(t *testing.T, cl *client.Client, acked map[uint64][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	for idx := range acked {
+		if n++; n > 20 {
+			break
+		}
+		e, err := cl.Event(ctx, idx)
+		if err != nil {
+			t.Fatalf("event %d: %v", idx, err)
+		}
+		found := false
+		q := url.Values{"patient_id": {e.PatientID}, "limit": {"1000"}}
+		for page := 0; page < 100 && !found; page++ {
+			p, err := cl.Events(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range p.Items {
+				found = found || it.Index == idx
+			}
+			if p.NextCursor == "" {
+				break
+			}
+			q.Set("cursor", p.NextCursor)
+		}
+		if !found {
+			t.Errorf("acknowledged event %d is not found by searching its patient %s", idx, e.PatientID)
+		}
+	}
 }
 
 func checkAcknowledged(t *testing.T, dir string, acked map[uint64][]byte) {

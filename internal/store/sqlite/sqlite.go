@@ -148,7 +148,8 @@ func (s *Store) open(ctx context.Context, dir string, opt Options) error {
 const pageSize = 1024
 
 // initFile sets the page size of a new database, which must happen before
-// it switches to WAL, then switches it.
+// it switches to WAL, then switches it, and makes the files readable by the
+// owner only: they hold PHI.
 func initFile(ctx context.Context, db *sql.DB, path string, size int) error {
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA page_size = %d", size)); err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -156,6 +157,11 @@ func initFile(ctx context.Context, db *sql.DB, path string, size int) error {
 	var mode string
 	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode); err != nil || mode != "wal" {
 		return fmt.Errorf("sqlite: %s: cannot switch to WAL (journal_mode %q): %v", path, mode, err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite: %w", err)
+		}
 	}
 	return nil
 }

@@ -62,6 +62,15 @@ func TestDurabilitySettings(t *testing.T) {
 	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q (%v), want wal", mode, err)
 	}
+	for _, f := range []string{s.Path(), s.Path() + "-wal", filepath.Join(filepath.Dir(s.Path()), sqlite.IndexFileName)} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600: the files hold PHI", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
 }
 
 func patientCount(t *testing.T, s *sqlite.Store, patient string) int {

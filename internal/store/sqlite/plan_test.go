@@ -20,7 +20,7 @@ func TestQueryPlans(t *testing.T) {
 	explain := func(b store.SQL, cond string, arg any) string {
 		t.Helper()
 		b.Where += " AND " + cond
-		rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT `+qualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+` ORDER BY `+b.OrderBy+` LIMIT 10`, append(b.Args, arg)...)
+		rows, err := s.r.Query(`EXPLAIN QUERY PLAN SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+` ORDER BY `+b.OrderBy+` LIMIT 10`, append(b.Args, arg)...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,44 +13,22 @@ import (
 	"github.com/custos-audit/custos/internal/store"
 )
 
-// qualifiedEventColumns are eventColumns of the events table aliased e.
-var qualifiedEventColumns = "e." + strings.Join(strings.Split(strings.Join(strings.Fields(eventColumns), " "), ", "), ", e.")
-
 // scanChunk is how many rows one scan query reads; scans hold one chunk.
 const scanChunk = 5000
 
 type rowScanner interface{ Scan(dest ...any) error }
 
 func scanEvent(r rowScanner) (custos.Event, error) {
-	var e custos.Event
-	var idx, ts int64
-	var occurred sql.NullInt64
-	var roles string
-	var patient, ip, changes sql.NullString
-	err := r.Scan(&idx, &ts, &occurred, &e.User.ID, &e.User.Name, &roles, &e.Action, &e.ResourceType,
-		&e.ResourceID, &patient, &ip, &e.UserAgent, &e.RequestMethod, &e.RequestPath, &changes, &e.Outcome,
-		&e.StatusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason)
-	if err != nil {
-		return e, err
+	var row store.EventRow
+	if err := r.Scan(row.Dest()...); err != nil {
+		return custos.Event{}, err
 	}
-	e.Index, e.Timestamp = uint64(idx), time.UnixMicro(ts).UTC()
-	if occurred.Valid {
-		t := time.UnixMicro(occurred.Int64).UTC()
-		e.OccurredAt = &t
-	}
-	if err := json.Unmarshal([]byte(roles), &e.User.Roles); err != nil {
-		return e, fmt.Errorf("event %d: user_roles is not a JSON array: %w", idx, err)
-	}
-	e.PatientID, e.IPAddress = patient.String, ip.String
-	if changes.Valid {
-		e.Changes = json.RawMessage(changes.String)
-	}
-	return e, nil
+	return row.Event()
 }
 
 // Event returns the event at index, or custos.ErrNotFound.
 func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE idx = ?`, int64(index))
+	row := s.r.QueryRowContext(ctx, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
 	e, err := scanEvent(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, custos.ErrNotFound
@@ -114,7 +92,7 @@ func (s *Store) queryEvents(ctx context.Context, db querier, b store.SQL, cond s
 		b.Where += " AND " + cond
 		b.Args = append(b.Args, arg)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+qualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
+	rows, err := db.QueryContext(ctx, `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
 		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)

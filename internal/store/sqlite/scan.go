@@ -48,7 +48,7 @@ func scanChunks[T any](ctx context.Context, db *sql.DB, what, query string, firs
 // ScanEvents calls fn for every event with index >= from, in index order,
 // reading scanChunk rows at a time.
 func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error {
-	return scanChunks(ctx, s.r, "events", `SELECT `+eventColumns+` FROM events WHERE idx > ? ORDER BY idx LIMIT ?`,
+	return scanChunks(ctx, s.r, "events", `SELECT `+store.EventColumns+` FROM events WHERE idx > ? ORDER BY idx LIMIT ?`,
 		int64(from)-1, scanChunk, func(r *sql.Rows) (custos.Event, int64, error) {
 			e, err := scanEvent(r)
 			return e, int64(e.Index), err

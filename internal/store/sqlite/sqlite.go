@@ -122,7 +122,7 @@ func (s *Store) open(ctx context.Context, dir string, opt Options) error {
 		return err
 	}
 	if s.ins, err = prepareInserts(ctx, s.w, []insertSpec{
-		{"events", eventColumns, eventColumnCount, "OR ROLLBACK"}, {"tree_nodes", "pos, hash", 2, "OR ROLLBACK"},
+		{"events", store.EventColumns, store.EventColumnCount, "OR ROLLBACK"}, {"tree_nodes", "pos, hash", 2, "OR ROLLBACK"},
 	}); err != nil {
 		return err
 	}

@@ -13,13 +13,6 @@ import (
 	"github.com/custos-audit/custos/internal/store"
 )
 
-// eventColumns lists the events table's columns in insert and select order.
-const eventColumns = `idx, ts, occurred_at, user_id, user_name, user_roles, action, resource_type,
-	resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes, outcome,
-	status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason`
-
-const eventColumnCount = 23
-
 // rowsPerInsert is how many rows one prepared multi-row INSERT carries.
 const rowsPerInsert = 128
 
@@ -65,7 +58,7 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 	}
 	defer tx.Rollback()
 	if err := insertRows(ctx, tx, s.ins["events"], "events", len(b.Events), func(i int, args []any) []any {
-		return appendEventArgs(args, &b.Events[i])
+		return store.EventArgs(args, &b.Events[i])
 	}); err != nil {
 		return err
 	}
@@ -195,32 +188,6 @@ func insertRows(ctx context.Context, tx *sql.Tx, st insert, table string, n int,
 		start = end
 	}
 	return nil
-}
-
-func appendEventArgs(args []any, e *custos.Event) []any {
-	roles := e.User.Roles
-	if roles == nil {
-		roles = []string{}
-	}
-	rolesJSON, _ := json.Marshal(roles) // a []string always marshals
-	var occurred, changes any
-	if e.OccurredAt != nil {
-		occurred = e.OccurredAt.UnixMicro()
-	}
-	if e.Changes != nil {
-		changes = string(e.Changes)
-	}
-	return append(args, int64(e.Index), e.Timestamp.UnixMicro(), occurred, e.User.ID, e.User.Name,
-		string(rolesJSON), string(e.Action), e.ResourceType, e.ResourceID, nullIfEmpty(e.PatientID),
-		nullIfEmpty(e.IPAddress), e.UserAgent, e.RequestMethod, e.RequestPath, changes, string(e.Outcome),
-		e.StatusCode, e.Source, e.RequestID, e.SessionID, e.PurposeOfUse, e.BreakGlass, e.BreakGlassReason)
-}
-
-func nullIfEmpty(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }
 
 func applyKeyChange(ctx context.Context, tx *sql.Tx, k store.KeyChange) error {

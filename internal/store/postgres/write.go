@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/jackc/pgx/v5"
+)
+
+var eventColumnList = strings.Split(strings.Join(strings.Fields(store.EventColumns), ""), ",")
+
+// Head returns the size of the ledger and where the sequencer resumes.
+func (s *Store) Head(ctx context.Context) (store.Head, error) {
+	var h store.Head
+	var idx, ts int64
+	err := s.pool.QueryRow(ctx, `SELECT idx, ts FROM events ORDER BY idx DESC LIMIT 1`).Scan(&idx, &ts)
+	switch {
+	case isNoRows(err):
+	case err != nil:
+		return h, fmt.Errorf("postgres: head: %w", err)
+	default:
+		h.Size, h.LastTimestamp = uint64(idx)+1, time.UnixMicro(ts).UTC()
+	}
+	var maxPos *int64
+	if err := s.pool.QueryRow(ctx, `SELECT max(pos) FROM tree_nodes`).Scan(&maxPos); err != nil {
+		return h, fmt.Errorf("postgres: head: %w", err)
+	}
+	if maxPos != nil {
+		h.NodeCount = uint64(*maxPos) + 1
+	}
+	return h, nil
+}
+
+// Append writes the batch in one transaction with COPY; the commit is
+// synchronous (synchronous_commit=on), so it is durable when Append returns.
+func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if n := len(b.Events); n > 0 {
+		for _, ts := range []int64{b.Events[0].Timestamp.UnixMicro(), b.Events[n-1].Timestamp.UnixMicro()} {
+			if err := s.ensurePartition(ctx, tx, ts); err != nil {
+				return err
+			}
+		}
+		rows := make([][]any, n)
+		for i := range b.Events {
+			rows[i] = store.EventArgs(make([]any, 0, store.EventColumnCount), &b.Events[i])
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumnList, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("postgres: copy events: %w", err)
+		}
+	}
+	if len(b.Nodes) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"tree_nodes"}, []string{"pos", "hash"},
+			pgx.CopyFromSlice(len(b.Nodes), func(i int) ([]any, error) {
+				return []any{int64(b.Nodes[i].Pos), b.Nodes[i].Hash}, nil
+			})); err != nil {
+			return fmt.Errorf("postgres: copy tree nodes: %w", err)
+		}
+	}
+	if cp := b.Checkpoint; cp != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO checkpoints (size, note, created_at) VALUES ($1, $2, $3)`,
+			int64(cp.Size), cp.Note, cp.CreatedAt.UnixMicro()); err != nil {
+			return fmt.Errorf("postgres: insert checkpoint: %w", err)
+		}
+	}
+	for _, k := range b.Keys {
+		if err := applyKeyChange(ctx, tx, k); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	return nil
+}
+
+func applyKeyChange(ctx context.Context, tx pgx.Tx, k store.KeyChange) error {
+	switch {
+	case k.Insert != nil:
+		scopes, _ := json.Marshal(k.Insert.Scopes)
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
+			k.Insert.ID, k.Insert.Name, string(scopes), k.Insert.Hash, k.Insert.CreatedAt.UnixMicro(), k.Insert.CreatedBy)
+		if err != nil {
+			return fmt.Errorf("postgres: insert api key: %w", err)
+		}
+	case k.Revoke != nil:
+		_, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
+			k.Revoke.At.UnixMicro(), k.Revoke.ID)
+		if err != nil {
+			return fmt.Errorf("postgres: revoke api key: %w", err)
+		}
+	}
+	return nil
+}

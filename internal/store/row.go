@@ -1,0 +1,93 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/custos-audit/custos"
+)
+
+// EventColumns are the events table's columns in the order EventArgs and
+// EventRow.Dest use; both SQL stores share the layout.
+const EventColumns = `idx, ts, occurred_at, user_id, user_name, user_roles, action, resource_type,
+	resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes, outcome,
+	status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason`
+
+// QualifiedEventColumns are EventColumns of the events table aliased e.
+var QualifiedEventColumns = "e." + strings.Join(strings.Split(strings.Join(strings.Fields(EventColumns), ""), ","), ", e.")
+
+// EventColumnCount is the number of EventColumns.
+const EventColumnCount = 23
+
+// EventArgs appends e's column values to args, in EventColumns order: times
+// as µs since the epoch, empty patient and address as NULL, roles and changes
+// as the JSON text that is hashed.
+func EventArgs(args []any, e *custos.Event) []any {
+	roles := e.User.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	rolesJSON, _ := json.Marshal(roles) // a []string always marshals
+	var occurred, changes, patient, ip any
+	if e.OccurredAt != nil {
+		occurred = e.OccurredAt.UnixMicro()
+	}
+	if e.Changes != nil {
+		changes = string(e.Changes)
+	}
+	if e.PatientID != "" {
+		patient = e.PatientID
+	}
+	if e.IPAddress != "" {
+		ip = e.IPAddress
+	}
+	return append(args, int64(e.Index), e.Timestamp.UnixMicro(), occurred, e.User.ID, e.User.Name,
+		string(rolesJSON), string(e.Action), e.ResourceType, e.ResourceID, patient,
+		ip, e.UserAgent, e.RequestMethod, e.RequestPath, changes, string(e.Outcome),
+		e.StatusCode, e.Source, e.RequestID, e.SessionID, e.PurposeOfUse, e.BreakGlass, e.BreakGlassReason)
+}
+
+// EventRow receives one row of EventColumns.
+type EventRow struct {
+	e                    custos.Event
+	idx, ts              int64
+	occurred             *int64
+	roles                string
+	patient, ip, changes *string
+	action, outcome      string
+	statusCode           int64
+}
+
+// Dest returns the scan destinations in EventColumns order.
+func (r *EventRow) Dest() []any {
+	e := &r.e
+	return []any{&r.idx, &r.ts, &r.occurred, &e.User.ID, &e.User.Name, &r.roles, &r.action, &e.ResourceType,
+		&e.ResourceID, &r.patient, &r.ip, &e.UserAgent, &e.RequestMethod, &e.RequestPath, &r.changes, &r.outcome,
+		&r.statusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason}
+}
+
+// Event returns the scanned event.
+func (r *EventRow) Event() (custos.Event, error) {
+	e := r.e
+	e.Index, e.Timestamp = uint64(r.idx), time.UnixMicro(r.ts).UTC()
+	e.Action, e.Outcome, e.StatusCode = custos.Action(r.action), custos.Outcome(r.outcome), int(r.statusCode)
+	if r.occurred != nil {
+		t := time.UnixMicro(*r.occurred).UTC()
+		e.OccurredAt = &t
+	}
+	if err := json.Unmarshal([]byte(r.roles), &e.User.Roles); err != nil {
+		return e, fmt.Errorf("event %d: user_roles is not a JSON array: %w", r.idx, err)
+	}
+	if r.patient != nil {
+		e.PatientID = *r.patient
+	}
+	if r.ip != nil {
+		e.IPAddress = *r.ip
+	}
+	if r.changes != nil {
+		e.Changes = json.RawMessage(*r.changes)
+	}
+	return e, nil
+}

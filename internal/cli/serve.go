@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/httpapi"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/store/postgres"
 	"github.com/custos-audit/custos/internal/store/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -101,7 +104,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // server is a running Custos: store, ledger, API and listener.
 type server struct {
-	st   *sqlite.Store
+	st   store.Store
 	seq  *ledger.Sequencer
 	keys *authn.Keys
 	http *http.Server
@@ -112,9 +115,6 @@ type server struct {
 // startServer opens everything and starts listening; it returns once the
 // listener is bound.
 func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io.Writer) (*server, error) {
-	if cfg.db != "" {
-		return nil, errors.New("--db: the PostgreSQL store is not in this release yet; use the embedded store (--data)")
-	}
 	signer, created, err := ledger.LoadOrCreateKey(cfg.keyPath(), cfg.defaultOrigin())
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	if created {
 		log.Info("created checkpoint signing key", "file", cfg.keyPath(), "origin", signer.Origin())
 	}
-	st, err := sqlite.Open(ctx, cfg.data, sqlite.Options{Logger: log})
+	st, where, err := openStore(ctx, cfg, log, false)
 	if err != nil {
 		return nil, err
 	}
@@ -158,8 +158,34 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	s.url = "http://" + ln.Addr().String()
 	s.http = httpapi.NewServer(cfg.addr, api.Handler())
 	go func() { s.done <- s.http.Serve(ln) }()
-	log.Info("custos is serving", "url", s.url, "store", st.Path(), "origin", signer.Origin(), "public_key", signer.VerifierKey())
+	log.Info("custos is serving", "url", s.url, "store", where, "origin", signer.Origin(), "public_key", signer.VerifierKey())
 	return s, nil
+}
+
+// openStore opens the PostgreSQL store when --db is set, the embedded SQLite
+// store under --data otherwise, and says which (without credentials).
+func openStore(ctx context.Context, cfg serverConfig, log *slog.Logger, readOnly bool) (store.Store, string, error) {
+	if cfg.db != "" {
+		st, err := postgres.Open(ctx, cfg.db, postgres.Options{Logger: log, ReadOnly: readOnly})
+		if err != nil {
+			return nil, "", err
+		}
+		return st, "postgres " + redactURL(cfg.db), nil
+	}
+	st, err := sqlite.Open(ctx, cfg.data, sqlite.Options{Logger: log, ReadOnly: readOnly})
+	if err != nil {
+		return nil, "", err
+	}
+	return st, st.Path(), nil
+}
+
+// redactURL drops the password from a database URL for logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // bootstrap creates the administrator credential of an empty store and shows

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos/internal/ledger"
-	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -32,8 +31,6 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case *bundle != "":
 		return fail("--bundle: archive bundles arrive with custos export; this release verifies stores (--data)")
-	case cfg.db != "":
-		return fail("--db: the PostgreSQL store is not in this release yet")
 	}
 	vkey := strings.TrimSpace(*pub)
 	if vkey == "" {
@@ -47,7 +44,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		vkey = s.VerifierKey()
 	}
-	st, err := sqlite.Open(ctx, cfg.data, sqlite.Options{ReadOnly: true})
+	st, _, err := openStore(ctx, cfg, nil, true)
 	if err != nil {
 		return fail("%v", err)
 	}

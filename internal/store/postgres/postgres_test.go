@@ -2,71 +2,19 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/postgres"
+	"github.com/custos-audit/custos/internal/store/postgres/pgtest"
 	"github.com/custos-audit/custos/internal/store/storetest"
 	"github.com/jackc/pgx/v5"
 )
 
-// serverURL is the PostgreSQL the tests use: CUSTOS_TEST_POSTGRES, or the
-// local server. When the variable is unset and the local server does not
-// answer, the tests are skipped; when it is set (as .ci/run does), they fail.
-func serverURL(t *testing.T) string {
-	t.Helper()
-	if u := os.Getenv("CUSTOS_TEST_POSTGRES"); u != "" {
-		return u
-	}
-	u := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	conn, err := pgx.Connect(context.Background(), u)
-	if err != nil {
-		t.Skipf("no PostgreSQL at %s (set CUSTOS_TEST_POSTGRES): %v", u, err)
-	}
-	conn.Close(context.Background())
-	return u
-}
-
-// freshSchema creates an empty schema, dropped when the test ends, and
-// returns a URL whose connections use it.
-func freshSchema(t *testing.T) string {
-	t.Helper()
-	base := serverURL(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	schema := fmt.Sprintf("custos_test_%d", rand.Uint64()>>1)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := postgres.Open(context.Background(), freshSchema(t), postgres.Options{})
+		s, err := postgres.Open(context.Background(), pgtest.FreshSchema(t), postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,7 +24,7 @@ func TestConformance(t *testing.T) {
 
 func TestMigrationChecksumMismatch(t *testing.T) {
 	ctx := context.Background()
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	s, err := postgres.Open(ctx, u, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +53,7 @@ func TestUnreachableDatabase(t *testing.T) {
 
 func TestMonthlyPartitions(t *testing.T) {
 	ctx := context.Background()
-	u := freshSchema(t)
+	u := pgtest.FreshSchema(t)
 	s, err := postgres.Open(ctx, u, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)

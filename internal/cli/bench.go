@@ -18,11 +18,13 @@ import (
 	"github.com/custos-audit/custos/client"
 	"github.com/custos-audit/custos/internal/bench"
 	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/store/postgres"
 	"github.com/custos-audit/custos/internal/store/sqlite"
+	"github.com/jackc/pgx/v5"
 )
 
 type benchConfig struct {
-	url, token, data, mode   string
+	url, token, data, db, mode string
 	concurrency, batch       int
 	rate                     float64
 	duration                 time.Duration
@@ -36,6 +38,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.url, "url", "", "server to load (default: start one in this process on a fresh store)")
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
+	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
 	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
@@ -105,7 +108,7 @@ func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), err
 	var sc serverConfig
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	sc.flags(fs)
-	sc.data, sc.addr = c.data, "127.0.0.1:0"
+	sc.data, sc.addr, sc.db = c.data, "127.0.0.1:0", c.db
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := startServer(ctx, sc, log, io.Discard)
 	if err != nil {
@@ -158,19 +161,14 @@ func (c *benchConfig) ingest(ctx context.Context, cl *client.Client, out io.Writ
 }
 
 // rawBaseline writes the same rows, in batches of the same size, straight
-// into a fresh SQLite store with the same durability (one synchronous=FULL
-// transaction per batch): no HTTP, no JSON, no ledger, no tree.
+// into a fresh store of the same kind with the same durability (one
+// synchronous transaction per batch): no HTTP, no JSON, no ledger, no tree.
 func rawBaseline(ctx context.Context, c *benchConfig) (*bench.Result, error) {
-	dir, err := os.MkdirTemp("", "custos-baseline-")
+	st, cleanup, err := baselineStore(ctx, c.db)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
+	defer cleanup()
 	r := rand.New(rand.NewPCG(1, 2))
 	batches := make([][]custos.Event, 64)
 	for i := range batches {
@@ -195,6 +193,52 @@ func rawBaseline(ctx context.Context, c *benchConfig) (*bench.Result, error) {
 		next += uint64(len(evs))
 		return len(evs), nil
 	}}), nil
+}
+
+// baselineStore opens an empty store for the raw baseline: a temporary SQLite
+// folder, or a temporary schema in the PostgreSQL database db.
+func baselineStore(ctx context.Context, db string) (store.Store, func(), error) {
+	if db == "" {
+		dir, err := os.MkdirTemp("", "custos-baseline-")
+		if err != nil {
+			return nil, nil, err
+		}
+		st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, nil, err
+		}
+		return st, func() { st.Close(); os.RemoveAll(dir) }, nil
+	}
+	schema := fmt.Sprintf("custos_bench_raw_%d", time.Now().UnixNano())
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return nil, nil, fmt.Errorf("baseline: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return nil, nil, fmt.Errorf("baseline: %w", err)
+	}
+	drop := func() {
+		if c, err := pgx.Connect(context.Background(), db); err == nil {
+			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(context.Background())
+		}
+	}
+	u, err := url.Parse(db)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	st, err := postgres.Open(ctx, u.String(), postgres.Options{})
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return st, func() { st.Close(); drop() }, nil
 }
 
 func (c *benchConfig) queries(ctx context.Context, cl *client.Client, out io.Writer) error {

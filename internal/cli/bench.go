@@ -25,11 +25,11 @@ import (
 
 type benchConfig struct {
 	url, token, data, db, mode string
-	concurrency, batch       int
-	rate                     float64
-	duration                 time.Duration
-	baseline                 bool
-	preload, patients, limit int
+	concurrency, batch         int
+	rate                       float64
+	duration                   time.Duration
+	baseline                   bool
+	preload, patients, limit   int
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -40,9 +40,19 @@ type Keys struct {
 	st     KeyLister
 	now    func() time.Time
 
-	mu     sync.RWMutex
-	byHash map[[sha256.Size]byte]store.Key
+	mu       sync.RWMutex
+	byHash   map[[sha256.Size]byte]store.Key
+	loadedAt time.Time
+	reload   sync.Mutex // one reload at a time
 }
+
+// Nodes sharing a database see each other's key changes through reloads: the
+// cache is at most maxKeyAge old, and a miss reloads once missReloadAfter
+// after the last load.
+const (
+	maxKeyAge       = 2 * time.Second
+	missReloadAfter = 200 * time.Millisecond
+)
 
 // NewKeys loads the keys and returns the authenticator.
 func NewKeys(ctx context.Context, ledger Appender, st KeyLister, now func() time.Time) (*Keys, error) {
@@ -66,9 +76,23 @@ func (k *Keys) Reload(ctx context.Context) error {
 		}
 	}
 	k.mu.Lock()
-	k.byHash = m
+	k.byHash, k.loadedAt = m, k.now()
 	k.mu.Unlock()
 	return nil
+}
+
+// refresh reloads the keys when the cache is older than age.
+func (k *Keys) refresh(age time.Duration) {
+	k.reload.Lock()
+	defer k.reload.Unlock()
+	k.mu.RLock()
+	stale := k.now().Sub(k.loadedAt) > age
+	k.mu.RUnlock()
+	if stale {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		k.Reload(ctx) // on failure the cache stays as it was
+	}
 }
 
 // Authenticate returns the principal of a bearer token, or an error of kind
@@ -78,13 +102,23 @@ func (k *Keys) Authenticate(token string) (*custos.Principal, error) {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "a bearer token is required")
 	}
 	sum := sha256.Sum256([]byte(token))
-	k.mu.RLock()
-	key, ok := k.byHash[sum]
-	k.mu.RUnlock()
+	k.refresh(maxKeyAge)
+	key, ok := k.lookup(sum)
+	if !ok {
+		k.refresh(missReloadAfter) // perhaps created on another node
+		key, ok = k.lookup(sum)
+	}
 	if !ok || subtle.ConstantTimeCompare(key.Hash, sum[:]) != 1 {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
 	}
 	return principal(key), nil
+}
+
+func (k *Keys) lookup(sum [sha256.Size]byte) (store.Key, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	key, ok := k.byHash[sum]
+	return key, ok
 }
 
 func principal(key store.Key) *custos.Principal {
@@ -203,6 +237,12 @@ func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
 		return "", fmt.Errorf("authn: the bootstrap token must be at least 16 characters")
 	}
 	_, tok, err := k.Create(ctx, nil, "bootstrap administrator", []custos.Scope{custos.ScopeAdmin}, token)
+	if err != nil {
+		// Another node sharing the database may have bootstrapped first.
+		if keys, lerr := k.st.Keys(ctx); lerr == nil && len(keys) > 0 {
+			return "", k.Reload(ctx)
+		}
+	}
 	return tok, err
 }
 

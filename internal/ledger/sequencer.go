@@ -34,10 +34,12 @@ var ErrClosed = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable, Det
 // transaction (group commit), writes leaves, tree nodes and due checkpoints
 // atomically, and answers each caller only after that transaction committed.
 type Sequencer struct {
-	st     store.Writer
-	signer *Signer
-	cfg    Config
-	reqs   chan *request
+	st         store.Writer
+	nodeReader NodeReader
+	cps        checkpointReader
+	signer     *Signer
+	cfg        Config
+	reqs       chan *request
 
 	// Owned by the run goroutine.
 	rng      *compact.Range
@@ -63,12 +65,18 @@ type result struct {
 	err      error
 }
 
+type checkpointReader interface {
+	LatestCheckpoint(context.Context) (*store.Checkpoint, error)
+}
+
 // Open resumes the ledger from the store's head. It refuses to start when the
 // stored tree does not match the latest checkpoint, so that a damaged store is
 // never extended into a fork.
-func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps interface {
-	LatestCheckpoint(context.Context) (*store.Checkpoint, error)
-}, signer *Signer, cfg Config) (*Sequencer, error) {
+//
+// When the store is a store.SharedWriter (several nodes on one database),
+// every commit runs under the store's append lock and first brings this
+// sequencer up to the head that the other nodes left.
+func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps checkpointReader, signer *Signer, cfg Config) (*Sequencer, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 16384
 	}
@@ -98,7 +106,7 @@ func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps interface 
 	if err != nil {
 		return nil, fmt.Errorf("ledger: load tree: %w", err)
 	}
-	s := &Sequencer{st: st, signer: signer, cfg: cfg, reqs: make(chan *request, 1024),
+	s := &Sequencer{st: st, nodeReader: nodes, cps: cps, signer: signer, cfg: cfg, reqs: make(chan *request, 1024),
 		rng: rng, nodes: head.NodeCount, lastTS: head.LastTimestamp,
 		done: make(chan struct{}), stopped: make(chan struct{})}
 	cp, err := cps.LatestCheckpoint(ctx)
@@ -215,44 +223,112 @@ func (s *Sequencer) gather(first *request) []*request {
 	return batch
 }
 
-func (s *Sequencer) commit(reqs []*request) {
-	start := s.cfg.Now()
-	ts := start.UTC().Truncate(time.Microsecond)
-	if ts.Before(s.lastTS) {
-		ts = s.lastTS // timestamps never go back, so ledger order is time order
+// pending is a batch built on the committed state, not yet written.
+type pending struct {
+	b        *store.Batch
+	rng      *compact.Range
+	ts       time.Time
+	receipts [][]custos.Receipt
+}
+
+// build assigns indices and the timestamp, hashes the leaves, collects the
+// tree nodes they complete and a due checkpoint.
+func (s *Sequencer) build(reqs []*request, now time.Time) *pending {
+	p := &pending{b: &store.Batch{}, rng: cloneRange(s.rng), ts: now.UTC().Truncate(time.Microsecond)}
+	if p.ts.Before(s.lastTS) {
+		p.ts = s.lastTS // timestamps never go back, so ledger order is time order
 	}
-	rng := cloneRange(s.rng)
-	b := &store.Batch{}
-	receipts := make([][]custos.Receipt, len(reqs))
+	p.receipts = make([][]custos.Receipt, len(reqs))
 	for i, r := range reqs {
-		receipts[i] = make([]custos.Receipt, len(r.events))
+		p.receipts[i] = make([]custos.Receipt, len(r.events))
 		for j := range r.events {
 			e := r.events[j]
-			e.Index, e.Timestamp = rng.End(), ts
+			e.Index, e.Timestamp = p.rng.End(), p.ts
 			h := LeafHash(&e)
-			if err := rng.Append(h, func(id compact.NodeID, hash []byte) {
-				b.Nodes = append(b.Nodes, store.Node{Pos: NodePos(id), Hash: hash})
+			if err := p.rng.Append(h, func(id compact.NodeID, hash []byte) {
+				p.b.Nodes = append(p.b.Nodes, store.Node{Pos: NodePos(id), Hash: hash})
 			}); err != nil {
 				panic(err) // appending to a range that begins at 0 cannot fail
 			}
-			b.Events = append(b.Events, e)
-			receipts[i][j] = custos.Receipt{Index: e.Index, LeafHash: h}
+			p.b.Events = append(p.b.Events, e)
+			p.receipts[i][j] = custos.Receipt{Index: e.Index, LeafHash: h}
 		}
-		b.Keys = append(b.Keys, r.keys...)
+		p.b.Keys = append(p.b.Keys, r.keys...)
 	}
-	if cp, err := s.dueCheckpoint(rng, ts, false); err != nil {
+	if cp, err := s.dueCheckpoint(p.rng, p.ts, false); err != nil {
 		s.cfg.Logger.Error("sign checkpoint", "err", err)
 	} else {
-		b.Checkpoint = cp
+		p.b.Checkpoint = cp
 	}
+	return p
+}
+
+// write runs one append: under the store's lock, after catching up with the
+// head, when the store is shared; directly otherwise. batch builds what to
+// write from the (now current) state; nil writes nothing.
+func (s *Sequencer) write(ctx context.Context, batch func() *store.Batch) error {
+	sw, shared := s.st.(store.SharedWriter)
+	if !shared {
+		b := batch()
+		if b == nil {
+			return nil
+		}
+		return s.st.Append(ctx, b)
+	}
+	return sw.AppendLocked(ctx, func(h store.Head) (*store.Batch, error) {
+		if err := s.resync(ctx, h); err != nil {
+			return nil, err
+		}
+		return batch(), nil
+	})
+}
+
+// resync brings the in-memory tree, timestamp and checkpoint position to the
+// store's head, which other nodes (or a commit whose outcome this node never
+// heard) may have moved.
+func (s *Sequencer) resync(ctx context.Context, h store.Head) error {
+	if h.Size != s.rng.End() || h.NodeCount != s.nodes {
+		if want := NodeCount(h.Size); h.NodeCount != want {
+			return fmt.Errorf("ledger: store holds %d tree nodes for %d leaves, want %d: run custos verify", h.NodeCount, h.Size, want)
+		}
+		rng, err := LoadRange(ctx, s.nodeReader, h.Size)
+		if err != nil {
+			return fmt.Errorf("ledger: load tree: %w", err)
+		}
+		s.rng, s.nodes = rng, h.NodeCount
+	}
+	if h.LastTimestamp.After(s.lastTS) {
+		s.lastTS = h.LastTimestamp
+	}
+	cp, err := s.cps.LatestCheckpoint(ctx)
+	switch {
+	case errors.Is(err, custos.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("ledger: read latest checkpoint: %w", err)
+	case cp.Size != s.lastCP:
+		s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	}
+	return nil
+}
+
+func (s *Sequencer) commit(reqs []*request) {
+	start := s.cfg.Now()
+	var p *pending
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
-	err := s.st.Append(ctx, b)
+	err := s.write(ctx, func() *store.Batch {
+		p = s.build(reqs, start)
+		return p.b
+	})
 	cancel()
+	n := 0
+	if p != nil {
+		n = len(p.b.Events)
+	}
 	if s.cfg.Observe != nil {
-		s.cfg.Observe(len(b.Events), s.cfg.Now().Sub(start), err)
+		s.cfg.Observe(n, s.cfg.Now().Sub(start), err)
 	}
 	if err != nil {
-		s.cfg.Logger.Error("ledger commit failed", "events", len(b.Events), "err", err)
+		s.cfg.Logger.Error("ledger commit failed", "events", n, "err", err)
 		err = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable,
 			Detail: "the ledger could not commit; nothing was stored, retry later", Err: err}
 		for _, r := range reqs {
@@ -260,13 +336,13 @@ func (s *Sequencer) commit(reqs []*request) {
 		}
 		return
 	}
-	s.rng, s.lastTS = rng, ts
-	s.nodes += uint64(len(b.Nodes))
-	if b.Checkpoint != nil {
-		s.lastCP, s.lastCPAt = b.Checkpoint.Size, b.Checkpoint.CreatedAt
+	s.rng, s.lastTS = p.rng, p.ts
+	s.nodes += uint64(len(p.b.Nodes))
+	if p.b.Checkpoint != nil {
+		s.lastCP, s.lastCPAt = p.b.Checkpoint.Size, p.b.Checkpoint.CreatedAt
 	}
 	for i, r := range reqs {
-		r.resp <- result{receipts: receipts[i]}
+		r.resp <- result{receipts: p.receipts[i]}
 	}
 }
 
@@ -294,18 +370,24 @@ func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, force bool)
 // force), so an idle log still gets a checkpoint of its tail.
 func (s *Sequencer) checkpoint(force bool) {
 	now := s.cfg.Now().UTC()
-	cp, err := s.dueCheckpoint(s.rng, now, force)
-	if err != nil || cp == nil {
-		if err != nil {
-			s.cfg.Logger.Error("sign checkpoint", "err", err)
-		}
-		return
-	}
+	var cp *store.Checkpoint
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
 	defer cancel()
-	if err := s.st.Append(ctx, &store.Batch{Checkpoint: cp}); err != nil {
-		s.cfg.Logger.Error("store checkpoint", "size", cp.Size, "err", err)
+	err := s.write(ctx, func() *store.Batch {
+		var err error
+		if cp, err = s.dueCheckpoint(s.rng, now, force); err != nil {
+			s.cfg.Logger.Error("sign checkpoint", "err", err)
+		}
+		if cp == nil {
+			return nil
+		}
+		return &store.Batch{Checkpoint: cp}
+	})
+	if err != nil {
+		s.cfg.Logger.Error("store checkpoint", "err", err)
 		return
 	}
-	s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	if cp != nil {
+		s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	}
 }

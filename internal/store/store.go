@@ -77,6 +77,16 @@ type Writer interface {
 	Append(ctx context.Context, b *Batch) error
 }
 
+// SharedWriter is implemented by stores that several nodes share. AppendLocked
+// runs one append under a database-wide lock: it reads the current head
+// inside the transaction, asks build for the batch that extends it, writes
+// that batch and commits, all while no other node can append. build may be
+// called again if the transaction must be retried; it returns nil to write
+// nothing.
+type SharedWriter interface {
+	AppendLocked(ctx context.Context, build func(Head) (*Batch, error)) error
+}
+
 // Query selects events. Empty strings and zero times do not filter. Results
 // are newest first; After continues a previous page.
 type Query struct {

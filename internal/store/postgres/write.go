@@ -11,13 +11,25 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+var _ store.SharedWriter = (*Store)(nil)
+
 var eventColumnList = strings.Split(strings.Join(strings.Fields(store.EventColumns), ""), ",")
 
+// sequencerLock is the advisory lock key that makes appends exclusive
+// across nodes ("custos seq").
+const sequencerLock = 0x637573746f73_02
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Head returns the size of the ledger and where the sequencer resumes.
-func (s *Store) Head(ctx context.Context) (store.Head, error) {
+func (s *Store) Head(ctx context.Context) (store.Head, error) { return head(ctx, s.pool) }
+
+func head(ctx context.Context, db querier) (store.Head, error) {
 	var h store.Head
 	var idx, ts int64
-	err := s.pool.QueryRow(ctx, `SELECT idx, ts FROM events ORDER BY idx DESC LIMIT 1`).Scan(&idx, &ts)
+	err := db.QueryRow(ctx, `SELECT idx, ts FROM events ORDER BY idx DESC LIMIT 1`).Scan(&idx, &ts)
 	switch {
 	case isNoRows(err):
 	case err != nil:
@@ -26,7 +38,7 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 		h.Size, h.LastTimestamp = uint64(idx)+1, time.UnixMicro(ts).UTC()
 	}
 	var maxPos *int64
-	if err := s.pool.QueryRow(ctx, `SELECT max(pos) FROM tree_nodes`).Scan(&maxPos); err != nil {
+	if err := db.QueryRow(ctx, `SELECT max(pos) FROM tree_nodes`).Scan(&maxPos); err != nil {
 		return h, fmt.Errorf("postgres: head: %w", err)
 	}
 	if maxPos != nil {
@@ -38,11 +50,41 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 // Append writes the batch in one transaction with COPY; the commit is
 // synchronous (synchronous_commit=on), so it is durable when Append returns.
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
+	return s.AppendLocked(ctx, func(store.Head) (*store.Batch, error) { return b, nil })
+}
+
+// AppendLocked appends under the sequencer advisory lock, held until the
+// transaction ends: one node appends at a time, each from the head the last
+// one committed. A node that dies mid-append loses its connection, which
+// aborts its transaction and frees the lock at once. The primary key of
+// tree_nodes is the fence: two appends of the same leaf can never both commit.
+func (s *Store) AppendLocked(ctx context.Context, build func(store.Head) (*store.Batch, error)) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(sequencerLock)); err != nil {
+		return fmt.Errorf("postgres: sequencer lock: %w", err)
+	}
+	h, err := head(ctx, tx)
+	if err != nil {
+		return err
+	}
+	b, err := build(h)
+	if err != nil || b == nil {
+		return err
+	}
+	if err := s.write(ctx, tx, b); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 	if n := len(b.Events); n > 0 {
 		for _, ts := range []int64{b.Events[0].Timestamp.UnixMicro(), b.Events[n-1].Timestamp.UnixMicro()} {
 			if err := s.ensurePartition(ctx, tx, ts); err != nil {
@@ -75,9 +117,6 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 		if err := applyKeyChange(ctx, tx, k); err != nil {
 			return err
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	return nil
 }

@@ -45,9 +45,10 @@ type proc struct {
 var servingRE = regexp.MustCompile(`msg="custos is serving" url=(\S+)`)
 
 // startServe runs `custos serve` on a free port and waits until it serves.
-func startServe(t *testing.T, bin, dir string) *proc {
+func startServe(t *testing.T, bin, dir string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", dir, "--addr", "127.0.0.1:0", "--checkpoint-interval", "200ms")
+	args := append([]string{"serve", "--data", dir, "--addr", "127.0.0.1:0", "--checkpoint-interval", "200ms"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "CUSTOS_BOOTSTRAP_TOKEN="+crashToken)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

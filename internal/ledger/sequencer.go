@@ -95,32 +95,49 @@ func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps checkpoint
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: read head: %w", err)
-	}
-	if want := NodeCount(head.Size); head.NodeCount != want {
-		return nil, fmt.Errorf("ledger: store holds %d tree nodes for %d leaves, want %d: run custos verify", head.NodeCount, head.Size, want)
-	}
-	rng, err := LoadRange(ctx, nodes, head.Size)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: load tree: %w", err)
-	}
 	s := &Sequencer{st: st, nodeReader: nodes, cps: cps, signer: signer, cfg: cfg, reqs: make(chan *request, 1024),
-		rng: rng, nodes: head.NodeCount, lastTS: head.LastTimestamp,
 		done: make(chan struct{}), stopped: make(chan struct{})}
-	cp, err := cps.LatestCheckpoint(ctx)
-	if err != nil && !errors.Is(err, custos.ErrNotFound) {
-		return nil, fmt.Errorf("ledger: read latest checkpoint: %w", err)
-	}
-	if cp != nil {
-		if err := s.checkCheckpoint(ctx, nodes, cp, head.Size); err != nil {
-			return nil, err
+	// On a shared store the head is read under the append lock, so that
+	// other nodes' appends cannot tear it.
+	var err error
+	if sw, ok := st.(store.SharedWriter); ok {
+		err = sw.AppendLocked(ctx, func(h store.Head) (*store.Batch, error) { return nil, s.load(ctx, h) })
+	} else {
+		var h store.Head
+		if h, err = st.Head(ctx); err == nil {
+			err = s.load(ctx, h)
 		}
-		s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	}
+	if err != nil {
+		return nil, err
 	}
 	go s.run()
 	return s, nil
+}
+
+// load sets the sequencer to the head h, after checking that the stored tree
+// matches the latest checkpoint.
+func (s *Sequencer) load(ctx context.Context, h store.Head) error {
+	if want := NodeCount(h.Size); h.NodeCount != want {
+		return fmt.Errorf("ledger: store holds %d tree nodes for %d leaves, want %d: run custos verify", h.NodeCount, h.Size, want)
+	}
+	rng, err := LoadRange(ctx, s.nodeReader, h.Size)
+	if err != nil {
+		return fmt.Errorf("ledger: load tree: %w", err)
+	}
+	s.rng, s.nodes, s.lastTS = rng, h.NodeCount, h.LastTimestamp
+	cp, err := s.cps.LatestCheckpoint(ctx)
+	if errors.Is(err, custos.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ledger: read latest checkpoint: %w", err)
+	}
+	if err := s.checkCheckpoint(ctx, s.nodeReader, cp, h.Size); err != nil {
+		return err
+	}
+	s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
+	return nil
 }
 
 // checkCheckpoint makes sure the stored tree still matches the latest

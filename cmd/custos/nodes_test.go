@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -14,6 +19,7 @@ import (
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/store/postgres"
 	"github.com/custos-audit/custos/internal/store/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestNodesFailover runs three custos serve processes on one PostgreSQL
@@ -128,4 +134,113 @@ func TestNodesFailover(t *testing.T) {
 		t.Fatalf("custos verify --db: %v\n%s", err, out)
 	}
 	t.Logf("verify: %s", out)
+}
+
+// TestDatabaseLostMidRun: while the node's database connections are cut
+// again and again, appends are answered 503 with Retry-After and nothing is
+// acknowledged that was not committed; when the database answers again the
+// node recovers by itself, and verify passes.
+func TestDatabaseLostMidRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a server process")
+	}
+	ctx := context.Background()
+	app := fmt.Sprintf("custos-dblost-%d", time.Now().UnixNano())
+	db := pgtest.FreshSchema(t)
+	u, _ := url.Parse(db)
+	q := u.Query()
+	q.Set("application_name", app)
+	u.RawQuery = q.Encode()
+	bin := buildBinary(t)
+	keyFile := filepath.Join(t.TempDir(), "db.key")
+	p := startServe(t, bin, t.TempDir(), "--db", u.String(), "--key-file", keyFile)
+	defer p.cmd.Process.Kill()
+
+	var mu sync.Mutex
+	acked := map[uint64][]byte{}
+	var unavailable, retryAfter, afterOutage int
+	outageOver := make(chan struct{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal([]custos.EventInput{crashEvent(w), crashEvent(w + 1)})
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("POST", p.url+"/v1/events", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+crashToken)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Errorf("the server stopped answering: %v", err)
+					return
+				}
+				var out struct{ Receipts []custos.Receipt }
+				json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				mu.Lock()
+				switch resp.StatusCode {
+				case http.StatusCreated:
+					for _, r := range out.Receipts {
+						acked[r.Index] = r.LeafHash
+					}
+					select {
+					case <-outageOver:
+						afterOutage++
+					default:
+					}
+				case http.StatusServiceUnavailable:
+					unavailable++
+					if resp.Header.Get("Retry-After") != "" {
+						retryAfter++
+					}
+				default:
+					t.Errorf("unexpected status %d", resp.StatusCode)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	admin, err := pgx.Connect(ctx, pgtest.ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	time.Sleep(300 * time.Millisecond)
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app)
+	}
+	close(outageOver)
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d acknowledged, %d answered 503 (%d with Retry-After), %d acknowledged after the outage", len(acked), unavailable, retryAfter, afterOutage)
+	if unavailable == 0 || retryAfter != unavailable {
+		t.Errorf("%d answers 503, %d with Retry-After: want every failed append answered 503 with Retry-After", unavailable, retryAfter)
+	}
+	if afterOutage == 0 {
+		t.Fatalf("no append succeeded after the outage: the node did not recover\n%s", p.log)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.cmd.Wait()
+	st, err := postgres.Open(ctx, db, postgres.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for idx, want := range acked {
+		e, err := st.Event(ctx, idx)
+		if err != nil || string(ledger.LeafHash(&e)) != string(want) {
+			t.Fatalf("acknowledged event %d: %v (lost or different)", idx, err)
+		}
+	}
+	if out, err := exec.Command(bin, "verify", "--db", db, "--key-file", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("custos verify --db after the outage: %v\n%s", err, out)
+	}
 }

@@ -62,7 +62,9 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	// An acknowledged event must survive a crash of the database server too,
 	// whatever the server's default.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "custos"
+	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = "custos"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -49,6 +49,7 @@ func TestNodesFailover(t *testing.T) {
 	var mu sync.Mutex
 	acked := map[uint64][]byte{}
 	lastAck := make([]time.Time, len(nodes))
+	var killed, resumed time.Time // the kill, and the first write acknowledged after it
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for n, p := range nodes {
@@ -80,13 +81,18 @@ func TestNodesFailover(t *testing.T) {
 						acked[r.Index] = r.LeafHash
 					}
 					lastAck[n] = time.Now()
+					if !killed.IsZero() && resumed.IsZero() && n != 0 && lastAck[n].After(killed) {
+						resumed = lastAck[n]
+					}
 					mu.Unlock()
 				}
 			}()
 		}
 	}
 	time.Sleep(1500 * time.Millisecond)
-	killed := time.Now()
+	mu.Lock()
+	killed = time.Now()
+	mu.Unlock()
 	nodes[0].cmd.Process.Signal(syscall.SIGKILL)
 	nodes[0].cmd.Wait()
 	time.Sleep(2 * time.Second)
@@ -97,6 +103,11 @@ func TestNodesFailover(t *testing.T) {
 		}
 	}
 	before := len(acked)
+	if gap := resumed.Sub(killed); resumed.IsZero() || gap > 5*time.Second {
+		t.Errorf("writes resumed %v after the kill, want within 5 s", gap)
+	} else {
+		t.Logf("first write acknowledged by a surviving node %v after the SIGKILL", gap.Round(time.Millisecond))
+	}
 	mu.Unlock()
 	nodes[0] = start() // restart the killed node; its writers stopped with it
 	time.Sleep(500 * time.Millisecond)

@@ -22,16 +22,22 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// TestNodesFailover runs three custos serve processes on one PostgreSQL
-// database under load from every node, kills one with SIGKILL, checks that
-// the others keep acknowledging writes within 5 s, restarts it, and then
-// checks every receipt and runs custos verify --db.
+// TestNodesFailover runs two, then three custos serve processes on one
+// PostgreSQL database under load from every node, kills one with SIGKILL,
+// checks that the others keep acknowledging writes within 5 s, restarts it,
+// and then checks every receipt and runs custos verify --db.
 func TestNodesFailover(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary and runs three server processes")
+		t.Skip("builds the binary and runs several server processes")
 	}
-	db := pgtest.FreshSchema(t)
 	bin := buildBinary(t)
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) { nodesFailover(t, bin, n) })
+	}
+}
+
+func nodesFailover(t *testing.T, bin string, count int) {
+	db := pgtest.FreshSchema(t)
 	keyFile := filepath.Join(t.TempDir(), "shared.key")
 	if _, _, err := ledger.LoadOrCreateKey(keyFile, "custos.test/nodes"); err != nil {
 		t.Fatal(err)
@@ -39,7 +45,10 @@ func TestNodesFailover(t *testing.T) {
 	start := func() *proc {
 		return startServe(t, bin, t.TempDir(), "--db", db, "--key-file", keyFile)
 	}
-	nodes := []*proc{start(), start(), start()}
+	var nodes []*proc
+	for i := 0; i < count; i++ {
+		nodes = append(nodes, start())
+	}
 	defer func() {
 		for _, p := range nodes {
 			p.cmd.Process.Kill()
@@ -123,7 +132,7 @@ func TestNodesFailover(t *testing.T) {
 			t.Errorf("clean shutdown: %v\n%s", err, p.log)
 		}
 	}
-	t.Logf("%d events acknowledged across 3 nodes (%d before the restart)", len(acked), before)
+	t.Logf("%d events acknowledged across %d nodes (%d before the restart)", len(acked), count, before)
 
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, db, postgres.Options{ReadOnly: true})

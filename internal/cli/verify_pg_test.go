@@ -65,3 +65,14 @@ func TestVerifyPostgres(t *testing.T) {
 		t.Fatalf("verify --db after an edit: %d\n%s", code, out)
 	}
 }
+
+// TestServeUnreachableDatabase: serve --db with a database that does not
+// answer exits non-zero with a clear error.
+func TestServeUnreachableDatabase(t *testing.T) {
+	var out bytes.Buffer
+	code := Main(context.Background(), []string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0",
+		"--db", "postgres://nobody@127.0.0.1:1/custos?connect_timeout=2"}, &out, &out)
+	if code != exitError || !strings.Contains(out.String(), "cannot reach nobody@127.0.0.1:1/custos") {
+		t.Fatalf("serve with an unreachable database: exit %d\n%s", code, out.String())
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -21,6 +23,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pub := fs.String("public-key", "", "pinned verifier key (see custos public-key); overrides --key-file")
 	bundle := fs.String("bundle", "", "an exported archive bundle to check offline")
 	quiet := fs.Bool("quiet", false, "no progress output")
+	checkIx := fs.Bool("index", false, "also check the embedded store's secondary index against the ledger (a deleted or altered entry would hide a record from searches)")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
@@ -72,6 +75,29 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if rep.Uncovered > 0 {
 		fmt.Fprintf(stdout, "note: the last %d records are not yet covered by a signed checkpoint (one is signed within a second while the server runs)\n", rep.Uncovered)
+	}
+	if ix, ok := st.(*sqlite.Store); ok && *checkIx {
+		return checkIndex(ctx, ix, stdout, stderr)
+	}
+	return exitOK
+}
+
+// checkIndex checks the embedded store's secondary index: a deleted or
+// altered entry would hide an event from searches.
+func checkIndex(ctx context.Context, st *sqlite.Store, stdout, stderr io.Writer) int {
+	start := time.Now()
+	p, err := st.CheckIndex(ctx)
+	switch {
+	case errors.Is(err, sqlite.ErrNoIndex):
+		fmt.Fprintf(stdout, "index: none (it is rebuilt from the ledger on the next start)\n")
+	case err != nil:
+		fmt.Fprintf(stderr, "custos verify: %v\n", err)
+		return exitError
+	case p != nil:
+		fmt.Fprintf(stdout, "FAILED: %v\n", p)
+		return exitProblem
+	default:
+		fmt.Fprintf(stdout, "index: every indexed record is findable by its keys (%s)\n", time.Since(start).Round(time.Millisecond))
 	}
 	return exitOK
 }

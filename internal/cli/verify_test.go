@@ -217,3 +217,37 @@ func TestVerifyRefusesMissingStore(t *testing.T) {
 }
 
 var _ store.Scanner = (*sqlite.Store)(nil)
+
+// TestVerifyIndexDetectsHiddenRecord: an index entry deleted or altered with
+// SQL would hide a record from keyed searches; verify --index names it.
+func TestVerifyIndexDetectsHiddenRecord(t *testing.T) {
+	for name, stmt := range map[string]string{
+		"deleted": `DELETE FROM ix_patient WHERE idx = 22`,
+		"altered": `UPDATE ix_user SET user_id = 'someone-else' WHERE idx = 22`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := newLedger(t)
+			// Let the index catch up (it follows the ledger), as a restart does.
+			st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if code, out := runVerify(t, dir, "--index"); code != exitOK || !strings.Contains(out, "index: every indexed record is findable") {
+				t.Fatalf("verify --index of an intact store: %d\n%s", code, out)
+			}
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.IndexFileName))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(stmt); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			code, out := runVerify(t, dir, "--index")
+			if code != exitProblem || !strings.Contains(out, "record 22 has no entry in the secondary index") {
+				t.Fatalf("verify --index after the index was %s: %d\n%s", name, code, out)
+			}
+		})
+	}
+}

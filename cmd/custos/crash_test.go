@@ -217,15 +217,23 @@ func checkSearchable(t *testing.T, cl *client.Client, acked map[uint64][]byte) {
 
 func checkAcknowledged(t *testing.T, dir string, acked map[uint64][]byte) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{ReadOnly: true})
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	checkReceipts(t, st, acked)
+}
+
+// checkReceipts checks that every acknowledged receipt is stored at its
+// index with its leaf hash.
+func checkReceipts(t *testing.T, st interface {
+	Event(context.Context, uint64) (custos.Event, error)
+}, acked map[uint64][]byte) {
+	t.Helper()
 	missing := 0
 	for idx, want := range acked {
-		e, err := st.Event(ctx, idx)
+		e, err := st.Event(context.Background(), idx)
 		if err != nil {
 			missing++
 			if missing < 5 {

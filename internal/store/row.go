@@ -91,3 +91,48 @@ func (r *EventRow) Event() (custos.Event, error) {
 	}
 	return e, nil
 }
+
+// OrderNodes returns the hashes found (by position) in the order pos asks
+// for, or an error naming the first position that is missing.
+func OrderNodes(pos []uint64, found map[uint64][]byte) ([][]byte, error) {
+	out := make([][]byte, len(pos))
+	for i, p := range pos {
+		h, ok := found[p]
+		if !ok {
+			return nil, fmt.Errorf("tree node at position %d is missing", p)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// KeyRow receives one row of the api_keys columns (id, name, scopes, hash,
+// created_at, created_by, revoked_at).
+type KeyRow struct {
+	k       Key
+	scopes  string
+	created int64
+	revoked *int64
+}
+
+// KeyColumns are the api_keys columns KeyRow.Dest scans.
+const KeyColumns = `id, name, scopes, hash, created_at, created_by, revoked_at`
+
+// Dest returns the scan destinations in KeyColumns order.
+func (r *KeyRow) Dest() []any {
+	return []any{&r.k.ID, &r.k.Name, &r.scopes, &r.k.Hash, &r.created, &r.k.CreatedBy, &r.revoked}
+}
+
+// Key returns the scanned key.
+func (r *KeyRow) Key() (Key, error) {
+	k := r.k
+	if err := json.Unmarshal([]byte(r.scopes), &k.Scopes); err != nil {
+		return k, fmt.Errorf("key %s scopes: %w", k.ID, err)
+	}
+	k.CreatedAt = time.UnixMicro(r.created).UTC()
+	if r.revoked != nil {
+		t := time.UnixMicro(*r.revoked).UTC()
+		k.RevokedAt = &t
+	}
+	return k, nil
+}

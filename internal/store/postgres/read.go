@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -85,13 +84,9 @@ func (s *Store) Nodes(ctx context.Context, pos []uint64) ([][]byte, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: nodes: %w", err)
 	}
-	out := make([][]byte, len(pos))
-	for i, p := range pos {
-		h, ok := found[p]
-		if !ok {
-			return nil, fmt.Errorf("postgres: tree node at position %d is missing", p)
-		}
-		out[i] = h
+	out, err := store.OrderNodes(pos, found)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return out, nil
 }
@@ -112,27 +107,20 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error)
 
 // Keys lists every API key, revoked ones included.
 func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, scopes, hash, created_at, created_by, revoked_at FROM api_keys ORDER BY created_at, id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+store.KeyColumns+` FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: keys: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Key
 	for rows.Next() {
-		var k store.Key
-		var scopes string
-		var created int64
-		var revoked *int64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &k.Hash, &created, &k.CreatedBy, &revoked); err != nil {
+		var r store.KeyRow
+		if err := rows.Scan(r.Dest()...); err != nil {
 			return nil, fmt.Errorf("postgres: keys: %w", err)
 		}
-		if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
-			return nil, fmt.Errorf("postgres: key %s scopes: %w", k.ID, err)
-		}
-		k.CreatedAt = time.UnixMicro(created).UTC()
-		if revoked != nil {
-			t := time.UnixMicro(*revoked).UTC()
-			k.RevokedAt = &t
+		k, err := r.Key()
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
 		}
 		out = append(out, k)
 	}

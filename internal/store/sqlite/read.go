@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,13 +138,9 @@ func (s *Store) Nodes(ctx context.Context, pos []uint64) ([][]byte, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: nodes: %w", err)
 	}
-	out := make([][]byte, len(pos))
-	for i, p := range pos {
-		h, ok := found[p]
-		if !ok {
-			return nil, fmt.Errorf("sqlite: tree node at position %d is missing", p)
-		}
-		out[i] = h
+	out, err := store.OrderNodes(pos, found)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	return out, nil
 }
@@ -168,27 +163,20 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error)
 
 // Keys lists every API key, revoked ones included.
 func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, scopes, hash, created_at, created_by, revoked_at FROM api_keys ORDER BY created_at, id`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.KeyColumns+` FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: keys: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Key
 	for rows.Next() {
-		var k store.Key
-		var scopes string
-		var created int64
-		var revoked sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &k.Hash, &created, &k.CreatedBy, &revoked); err != nil {
+		var r store.KeyRow
+		if err := rows.Scan(r.Dest()...); err != nil {
 			return nil, fmt.Errorf("sqlite: keys: %w", err)
 		}
-		if err := json.Unmarshal([]byte(scopes), &k.Scopes); err != nil {
-			return nil, fmt.Errorf("sqlite: key %s scopes: %w", k.ID, err)
-		}
-		k.CreatedAt = time.UnixMicro(created).UTC()
-		if revoked.Valid {
-			t := time.UnixMicro(revoked.Int64).UTC()
-			k.RevokedAt = &t
+		k, err := r.Key()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
 		}
 		out = append(out, k)
 	}

@@ -29,10 +29,12 @@ type Config struct {
 // ErrClosed is returned by Append after Close.
 var ErrClosed = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable, Detail: "the ledger is shutting down"}
 
-// Sequencer is the only writer of the ledger. Callers hand it events; it
-// assigns indices and timestamps, groups whatever arrived together into one
-// transaction (group commit), writes leaves, tree nodes and due checkpoints
-// atomically, and answers each caller only after that transaction committed.
+// Sequencer is this process's only writer of the ledger. Callers hand it
+// events; it assigns indices and timestamps, groups whatever arrived together
+// into one transaction (group commit), writes leaves, tree nodes and due
+// checkpoints atomically, and answers each caller only after that transaction
+// committed. On a store shared by several nodes, each node's sequencer
+// appends under the store's lock, one at a time (see Open).
 type Sequencer struct {
 	st         store.Writer
 	nodeReader NodeReader
@@ -41,7 +43,7 @@ type Sequencer struct {
 	cfg        Config
 	reqs       chan *request
 
-	// Owned by the run goroutine.
+	// Owned by the run goroutine (and by Open before it starts).
 	rng      *compact.Range
 	nodes    uint64
 	lastTS   time.Time

@@ -83,12 +83,12 @@ func (k *Keys) Reload(ctx context.Context) error {
 
 // refresh reloads the keys when the cache is older than age.
 func (k *Keys) refresh(age time.Duration) {
+	if !k.olderThan(age) {
+		return
+	}
 	k.reload.Lock()
 	defer k.reload.Unlock()
-	k.mu.RLock()
-	stale := k.now().Sub(k.loadedAt) > age
-	k.mu.RUnlock()
-	if stale {
+	if k.olderThan(age) { // not reloaded meanwhile by another request
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		k.Reload(ctx) // on failure the cache stays as it was
@@ -112,6 +112,12 @@ func (k *Keys) Authenticate(token string) (*custos.Principal, error) {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
 	}
 	return principal(key), nil
+}
+
+func (k *Keys) olderThan(age time.Duration) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.now().Sub(k.loadedAt) > age
 }
 
 func (k *Keys) lookup(sum [sha256.Size]byte) (store.Key, bool) {

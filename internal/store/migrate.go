@@ -73,3 +73,28 @@ func Pending(ms []Migration, applied map[int]string) ([]Migration, error) {
 	}
 	return todo, nil
 }
+
+// AppliedQuery reads the applied migrations; Applied scans its rows.
+const AppliedQuery = `SELECT version, checksum FROM schema_migrations`
+
+// Applied reads the rows of AppliedQuery as version → checksum. The caller
+// closes rows.
+func Applied(rows Rows) (map[int]string, error) {
+	type applied struct {
+		v   int
+		sum string
+	}
+	list, err := Collect(rows, func(r Row) (applied, error) {
+		var a applied
+		err := r.Scan(&a.v, &a.sum)
+		return a, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int]string, len(list))
+	for _, a := range list {
+		m[a.v] = a.sum
+	}
+	return m, nil
+}

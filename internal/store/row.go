@@ -49,8 +49,8 @@ func EventArgs(args []any, e *custos.Event) []any {
 		e.StatusCode, e.Source, e.RequestID, e.SessionID, e.PurposeOfUse, e.BreakGlass, e.BreakGlassReason)
 }
 
-// EventRow receives one row of EventColumns.
-type EventRow struct {
+// eventRow receives one row of EventColumns.
+type eventRow struct {
 	e                    custos.Event
 	idx, ts              int64
 	occurred             *int64
@@ -60,16 +60,16 @@ type EventRow struct {
 	statusCode           int64
 }
 
-// Dest returns the scan destinations in EventColumns order.
-func (r *EventRow) Dest() []any {
+// dest returns the scan destinations in EventColumns order.
+func (r *eventRow) dest() []any {
 	e := &r.e
 	return []any{&r.idx, &r.ts, &r.occurred, &e.User.ID, &e.User.Name, &r.roles, &r.action, &e.ResourceType,
 		&e.ResourceID, &r.patient, &r.ip, &e.UserAgent, &e.RequestMethod, &e.RequestPath, &r.changes, &r.outcome,
 		&r.statusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason}
 }
 
-// Event returns the scanned event.
-func (r *EventRow) Event() (custos.Event, error) {
+// event returns the scanned event.
+func (r *eventRow) event() (custos.Event, error) {
 	e := r.e
 	e.Index, e.Timestamp = uint64(r.idx), time.UnixMicro(r.ts).UTC()
 	e.Action, e.Outcome, e.StatusCode = custos.Action(r.action), custos.Outcome(r.outcome), int(r.statusCode)
@@ -92,39 +92,24 @@ func (r *EventRow) Event() (custos.Event, error) {
 	return e, nil
 }
 
-// OrderNodes returns the hashes found (by position) in the order pos asks
-// for, or an error naming the first position that is missing.
-func OrderNodes(pos []uint64, found map[uint64][]byte) ([][]byte, error) {
-	out := make([][]byte, len(pos))
-	for i, p := range pos {
-		h, ok := found[p]
-		if !ok {
-			return nil, fmt.Errorf("tree node at position %d is missing", p)
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-// KeyRow receives one row of the api_keys columns (id, name, scopes, hash,
-// created_at, created_by, revoked_at).
-type KeyRow struct {
+// keyRow receives one row of KeyColumns.
+type keyRow struct {
 	k       Key
 	scopes  string
 	created int64
 	revoked *int64
 }
 
-// KeyColumns are the api_keys columns KeyRow.Dest scans.
+// KeyColumns are the api_keys columns ScanKey reads.
 const KeyColumns = `id, name, scopes, hash, created_at, created_by, revoked_at`
 
-// Dest returns the scan destinations in KeyColumns order.
-func (r *KeyRow) Dest() []any {
+// dest returns the scan destinations in KeyColumns order.
+func (r *keyRow) dest() []any {
 	return []any{&r.k.ID, &r.k.Name, &r.scopes, &r.k.Hash, &r.created, &r.k.CreatedBy, &r.revoked}
 }
 
-// Key returns the scanned key.
-func (r *KeyRow) Key() (Key, error) {
+// key returns the scanned key.
+func (r *keyRow) key() (Key, error) {
 	k := r.k
 	if err := json.Unmarshal([]byte(r.scopes), &k.Scopes); err != nil {
 		return k, fmt.Errorf("key %s scopes: %w", k.ID, err)

@@ -103,21 +103,15 @@ func (s *Store) migrate(ctx context.Context, readOnly bool) error {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
 	}
-	applied := map[int]string{}
-	rows, err := tx.Query(ctx, `SELECT version, checksum FROM schema_migrations`)
+	rows, err := tx.Query(ctx, store.AppliedQuery)
 	if err != nil {
 		return fmt.Errorf("postgres: read migrations (is this a Custos database?): %w", err)
 	}
-	for rows.Next() {
-		var v int
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			rows.Close()
-			return fmt.Errorf("postgres: read migrations: %w", err)
-		}
-		applied[v] = sum
-	}
+	applied, err := store.Applied(rows)
 	rows.Close()
+	if err != nil {
+		return fmt.Errorf("postgres: read migrations: %w", err)
+	}
 	todo, err := store.Pending(ms, applied)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)

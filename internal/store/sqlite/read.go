@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/store"
@@ -15,20 +14,10 @@ import (
 // scanChunk is how many rows one scan query reads; scans hold one chunk.
 const scanChunk = 5000
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanEvent(r rowScanner) (custos.Event, error) {
-	var row store.EventRow
-	if err := r.Scan(row.Dest()...); err != nil {
-		return custos.Event{}, err
-	}
-	return row.Event()
-}
-
 // Event returns the event at index, or custos.ErrNotFound.
 func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 	row := s.r.QueryRowContext(ctx, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
-	e, err := scanEvent(row)
+	e, err := store.ScanEvent(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, custos.ErrNotFound
 	}
@@ -97,15 +86,8 @@ func (s *Store) queryEvents(ctx context.Context, db querier, b store.SQL, cond s
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	defer rows.Close()
-	out := []custos.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: events: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := store.Collect(rows, store.ScanEvent)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	return out, nil
@@ -120,44 +102,32 @@ func (s *Store) Nodes(ctx context.Context, pos []uint64) ([][]byte, error) {
 	for i, p := range pos {
 		args[i] = int64(p)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT pos, hash FROM tree_nodes WHERE pos IN (`+
+	rows, err := s.r.QueryContext(ctx, `SELECT `+store.NodeColumns+` FROM tree_nodes WHERE pos IN (`+
 		strings.TrimSuffix(strings.Repeat("?,", len(pos)), ",")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: nodes: %w", err)
 	}
 	defer rows.Close()
-	found := make(map[uint64][]byte, len(pos))
-	for rows.Next() {
-		var p int64
-		var h []byte
-		if err := rows.Scan(&p, &h); err != nil {
-			return nil, fmt.Errorf("sqlite: nodes: %w", err)
+	nodes, err := store.Collect(rows, store.ScanNode)
+	if err == nil {
+		var out [][]byte
+		if out, err = store.OrderNodes(pos, nodes); err == nil {
+			return out, nil
 		}
-		found[uint64(p)] = h
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: nodes: %w", err)
-	}
-	out, err := store.OrderNodes(pos, found)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return out, nil
+	return nil, fmt.Errorf("sqlite: nodes: %w", err)
 }
 
 // LatestCheckpoint returns the newest checkpoint, or custos.ErrNotFound.
 func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error) {
-	var cp store.Checkpoint
-	var size, at int64
-	err := s.r.QueryRowContext(ctx, `SELECT size, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1`).
-		Scan(&size, &cp.Note, &at)
+	cp, err := store.ScanCheckpoint(s.r.QueryRowContext(ctx,
+		`SELECT `+store.CheckpointColumns+` FROM checkpoints ORDER BY size DESC LIMIT 1`))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, custos.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: latest checkpoint: %w", err)
 	}
-	cp.Size, cp.CreatedAt = uint64(size), time.UnixMicro(at).UTC()
 	return &cp, nil
 }
 
@@ -168,17 +138,9 @@ func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
 		return nil, fmt.Errorf("sqlite: keys: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Key
-	for rows.Next() {
-		var r store.KeyRow
-		if err := rows.Scan(r.Dest()...); err != nil {
-			return nil, fmt.Errorf("sqlite: keys: %w", err)
-		}
-		k, err := r.Key()
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: %w", err)
-		}
-		out = append(out, k)
+	keys, err := store.Collect(rows, store.ScanKey)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: keys: %w", err)
 	}
-	return out, rows.Err()
+	return keys, nil
 }

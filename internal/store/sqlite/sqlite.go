@@ -198,21 +198,16 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 }
 
 func appliedMigrations(ctx context.Context, db *sql.DB) (map[int]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT version, checksum FROM schema_migrations`)
+	rows, err := db.QueryContext(ctx, store.AppliedQuery)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
 	}
 	defer rows.Close()
-	applied := map[int]string{}
-	for rows.Next() {
-		var v int
-		var sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			return nil, fmt.Errorf("sqlite: read migrations: %w", err)
-		}
-		applied[v] = sum
+	applied, err := store.Applied(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read migrations: %w", err)
 	}
-	return applied, rows.Err()
+	return applied, nil
 }
 
 // migrate applies the pending migrations of dir in fsys to db, after

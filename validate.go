@@ -15,6 +15,10 @@ type Limits struct {
 	MaxChanges int // bytes of the compacted changes JSON
 }
 
+// MinMaxChanges is the smallest MaxChanges a server accepts: its own
+// records (the READ of a query, with the filters it used) must always fit.
+const MinMaxChanges = 4 << 10
+
 // DefaultLimits are the limits a server starts with.
 var DefaultLimits = Limits{MaxChanges: 64 << 10}
 
@@ -36,6 +40,42 @@ const (
 	maxPurposeOfUse  = 100
 	maxReason        = 500
 )
+
+// MaxLength is the longest value, in characters, an event field takes, by
+// its JSON name ("user.id", "patient_id", …); 0 for a field without a text
+// limit.
+func MaxLength(field string) int {
+	switch field {
+	case "user.id":
+		return maxUserID
+	case "action", "outcome":
+		return 20
+	case "resource_type":
+		return maxResourceType
+	case "resource_id":
+		return maxResourceID
+	case "patient_id":
+		return maxPatientID
+	case "ip_address":
+		return 45 // the longest IPv6 text form
+	case "user_agent":
+		return maxUserAgent
+	case "request_path":
+		return maxRequestPath
+	case "source":
+		return maxSource
+	}
+	return 0
+}
+
+// Clip returns s as valid UTF-8 of at most max characters.
+func Clip(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max])
+}
 
 // Normalize validates e in place and brings it to its stored form: the IP
 // address in canonical text, the changes compacted, the outcome derived from

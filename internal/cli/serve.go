@@ -84,6 +84,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log, err := newLogger(stderr, cfg.logLevel)
+	if err == nil && cfg.maxChanges < custos.MinMaxChanges {
+		err = fmt.Errorf("--max-changes %d: must be at least %d bytes", cfg.maxChanges, custos.MinMaxChanges)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos serve:", err)
 		return exitUsageErr

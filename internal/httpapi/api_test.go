@@ -169,6 +169,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"bad time", "GET", "/v1/events?from=yesterday", adminToken, "", "", 400, "from"},
 		{"unknown filter", "GET", "/v1/events?patientid=p-1", adminToken, "", "", 400, "patientid"},
 		{"bad limit", "GET", "/v1/events?limit=5000", adminToken, "", "", 400, "limit"},
+		{"over-long filter", "GET", "/v1/events?patient_id=" + strings.Repeat("p", 65), adminToken, "", "", 400, "patient_id"},
 		{"bad action filter", "GET", "/v1/events?action=PEEK", adminToken, "", "", 400, "action"},
 		{"bad index", "GET", "/v1/events/minus-one", adminToken, "", "", 400, "index"},
 		{"bad key scope", "POST", "/v1/api-keys", adminToken, "application/json", `{"name":"x","scopes":["root"]}`, 400, "scopes[0]"},
@@ -349,5 +350,33 @@ func TestProbesAndMetrics(t *testing.T) {
 	}
 	if strings.Contains(string(r.body), "secret-patient") {
 		t.Fatal("/metrics leaks a patient id")
+	}
+}
+
+// TestReadRecordedWhateverTheHeaders: the READ record of a query is valid by
+// construction, so an over-long, multi-byte User-Agent neither fails the
+// query nor goes unrecorded.
+func TestReadRecordedWhateverTheHeaders(t *testing.T) {
+	e := newEnv(t)
+	req, err := http.NewRequest("GET", e.srv.URL+"/v1/events?patient_id=p-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("User-Agent", strings.Repeat("é", 600))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("query with a 600-character User-Agent: %d", resp.StatusCode)
+	}
+	evs, err := e.st.Events(context.Background(), store.Query{ResourceType: "AuditEvent", Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("READ record: %v %v", evs, err)
+	}
+	if ua := evs[0].UserAgent; ua != strings.Repeat("é", 512) {
+		t.Errorf("recorded User-Agent has %d characters, want the first 512", len([]rune(ua)))
 	}
 }

@@ -3,12 +3,14 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
@@ -49,6 +51,15 @@ func (a *API) parseEventQuery(v url.Values) (store.Query, int, error) {
 		}
 		if len(vals) > 1 {
 			return store.Query{}, 0, invalidParam(name, "given more than once")
+		}
+	}
+	for _, f := range eventFilters {
+		field := f
+		if f == "user" {
+			field = "user.id"
+		}
+		if n := custos.MaxLength(field); utf8.RuneCountInString(v.Get(f)) > n {
+			return store.Query{}, 0, invalidParam(f, fmt.Sprintf("must be at most %d characters (no record has a longer one)", n))
 		}
 	}
 	q := store.Query{User: v.Get("user"), Action: v.Get("action"), ResourceType: v.Get("resource_type"),
@@ -161,27 +172,24 @@ func parseIndex(s string) (uint64, error) {
 
 // recordRead appends a READ of AuditEvent for this request and reports
 // whether it was durably recorded. Reading the trail fails closed: when the
-// read cannot be recorded, nothing is answered but the error.
+// read cannot be recorded, nothing is answered but the error. The record is
+// valid by construction: its text is clipped to the fields' limits, and the
+// query detail is bounded by the filters' own limits (parseEventQuery) and
+// by --max-changes being at least MinMaxChanges.
 func (a *API) recordRead(w http.ResponseWriter, r *http.Request, resourceID string, detail map[string]any) bool {
 	var changes json.RawMessage
 	if detail != nil {
 		changes, _ = json.Marshal(detail)
 	}
-	path := r.URL.Path
-	if len(path) > 255 {
-		path = path[:255]
-	}
 	e := custos.Event{User: authn.Actor(principalOf(r)), Action: custos.ActionRead, ResourceType: "AuditEvent",
-		ResourceID: resourceID, IPAddress: clientIP(r), UserAgent: truncate(r.UserAgent(), 512),
-		RequestMethod: r.Method, RequestPath: path, Changes: changes, StatusCode: http.StatusOK, Source: "custos"}
+		ResourceID: resourceID, IPAddress: clientIP(r),
+		UserAgent:     custos.Clip(r.UserAgent(), custos.MaxLength("user_agent")),
+		RequestMethod: r.Method, RequestPath: custos.Clip(r.URL.Path, custos.MaxLength("request_path")),
+		Changes: changes, StatusCode: http.StatusOK, Source: "custos"}
 	if err := e.Normalize(a.cfg.Limits, ""); err != nil {
-		// The request's own header values (say, a control character in the
-		// User-Agent) must not stop the read from being recorded.
-		e.UserAgent = ""
-		if err := e.Normalize(custos.Limits{MaxChanges: 1 << 30}, ""); err != nil {
-			a.problem(w, r, err)
-			return false
-		}
+		// A bug, not the client's fault: answered 500, logged.
+		a.problem(w, r, &custos.Error{Op: "httpapi.recordRead", Kind: custos.Internal, Err: err})
+		return false
 	}
 	if _, err := a.ledger.Append(r.Context(), []custos.Event{e}); err != nil {
 		a.problem(w, r, err)
@@ -196,11 +204,4 @@ func clientIP(r *http.Request) string {
 		return ""
 	}
 	return host
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

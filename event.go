@@ -52,11 +52,41 @@ type User struct {
 	Roles []string `json:"roles"`
 }
 
-// Event is one audit event: a leaf of the ledger. Index and Timestamp are
-// assigned by the ledger when the event is sequenced; clients never send them.
+// RecordKind says who wrote an audit event: a client through an ingest path,
+// or Custos itself (reads of the trail, credential changes). The kind is part
+// of the leaf, and no ingest path can produce a server event.
+type RecordKind string
+
+// The kinds of audit event.
+const (
+	KindClient RecordKind = "client" // sent by a client
+	KindServer RecordKind = "server" // written by Custos about its own operation
+)
+
+// Disclosure describes a disclosure of PHI to a third party, for the
+// accounting of disclosures (45 CFR 164.528).
+type Disclosure struct {
+	Recipient string `json:"recipient,omitempty"`
+	Address   string `json:"address,omitempty"`
+	Purpose   string `json:"purpose,omitempty"`
+}
+
+// Original is a record exactly as it was received in another format (a FHIR
+// AuditEvent, a DICOM audit message), kept in the leaf so that reading it
+// back is lossless.
+type Original struct {
+	Format string `json:"format"` // a media type, e.g. "application/fhir+json"
+	Data   []byte `json:"data"`
+}
+
+// Event is one audit event: a leaf of the ledger. Index, Timestamp, Kind and
+// SubmittedBy are assigned by the ledger when the event is sequenced; clients
+// never send them.
 type Event struct {
 	Index            uint64          `json:"index"`
 	Timestamp        time.Time       `json:"timestamp"`
+	Kind             RecordKind      `json:"kind"`
+	SubmittedBy      string          `json:"submitted_by"`
 	OccurredAt       *time.Time      `json:"occurred_at"`
 	User             User            `json:"user"`
 	Action           Action          `json:"action"`
@@ -76,6 +106,12 @@ type Event struct {
 	PurposeOfUse     string          `json:"purpose_of_use"`
 	BreakGlass       bool            `json:"break_glass"`
 	BreakGlassReason string          `json:"break_glass_reason"`
+	Disclosure       *Disclosure     `json:"disclosure,omitempty"`
+	Original         *Original       `json:"original,omitempty"`
+
+	// LeafVersion is the leaf encoding the event was hashed with: 1 for
+	// events written before submitters were recorded, 2 since.
+	LeafVersion uint8 `json:"-"`
 }
 
 // LogValue keeps PHI out of operational logs: only the ledger index, the

@@ -50,7 +50,7 @@ func serveEvidence() (pub string, note []byte, e *custos.Event, index uint64, ha
 		panic(err)
 	}
 	for i := 0; i < 5; i++ {
-		seq.Append(ctx, []custos.Event{{User: custos.User{ID: fmt.Sprint("u", i)}, Action: custos.ActionRead,
+		seq.Append(ctx, "apikey:test", []custos.Event{{User: custos.User{ID: fmt.Sprint("u", i)}, Action: custos.ActionRead,
 			ResourceType: "Patient", PatientID: "p-1", Outcome: custos.OutcomeSuccess}})
 	}
 	seq.Close() // signs the tail

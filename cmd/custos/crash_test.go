@@ -19,7 +19,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/client"
-	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
@@ -241,7 +241,7 @@ func checkReceipts(t *testing.T, st interface {
 			}
 			continue
 		}
-		if got := ledger.LeafHash(&e); !bytes.Equal(got, want) {
+		if got := leaf.LeafHash(&e); !bytes.Equal(got, want) {
 			t.Errorf("event %d: stored leaf hash differs from its receipt", idx)
 		}
 	}

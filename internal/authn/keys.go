@@ -1,10 +1,11 @@
 // Package authn owns credentials: API keys stored as SHA-256 hashes of their
 // secret, checked in constant time, created and revoked only through the
-// ledger (each change is a ledger record written in the same transaction as
-// the key row). Users, sessions and OIDC slot in behind the same Principal.
+// ledger: each key is the replay of its state records, proven against signed
+// checkpoints, never a row read from a table. Users, sessions and OIDC slot in behind the same Principal.
 package authn
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,29 +20,56 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 )
 
-// Appender records ledger events together with key changes; the ledger's
-// sequencer is one.
+// Appender records ledger records; the ledger's sequencer is one.
 type Appender interface {
-	Append(ctx context.Context, events []custos.Event, keys ...store.KeyChange) ([]custos.Receipt, error)
+	Append(ctx context.Context, by string, events []custos.Event, states ...leaf.StateRecord) ([]custos.Receipt, error)
 }
 
-// KeyLister lists stored keys.
-type KeyLister interface {
-	Keys(ctx context.Context) ([]store.Key, error)
+// StateFeed hands out state records once a signed checkpoint proves them
+// (ledger.StateFeed).
+type StateFeed interface {
+	Since(ctx context.Context, after int64) ([]leaf.StateRecord, error)
 }
 
-// Keys authenticates bearer tokens and manages API keys. The active keys are
-// cached in memory, indexed by token hash; Reload refreshes the cache.
+// Entity is the state entity of API keys.
+const Entity = "api_key"
+
+// keyDoc is an API key as its state records carry it. THIS DOCUMENT FEEDS
+// THE HASH: fields are only ever added (with omitempty), never renamed.
+type keyDoc struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Scopes    []custos.Scope `json:"scopes"`
+	Hash      string         `json:"hash"` // hex SHA-256 of the secret token
+	CreatedAt string         `json:"created_at"`
+	CreatedBy string         `json:"created_by"`
+	RevokedAt string         `json:"revoked_at,omitempty"`
+	RevokedBy string         `json:"revoked_by,omitempty"`
+}
+
+func (d *keyDoc) put() leaf.StateRecord {
+	b, _ := json.Marshal(d) // a keyDoc always marshals
+	return leaf.StateRecord{Entity: Entity, ID: d.ID, Op: leaf.OpPut, Doc: b}
+}
+
+// Keys authenticates bearer tokens and manages API keys. The keys are state
+// records of the ledger: the cache is built by replaying them, as the state
+// feed proves them against signed checkpoints, never from a table that an
+// insider could edit. Reload catches up with records other nodes wrote.
 type Keys struct {
 	ledger Appender
-	st     KeyLister
+	feed   StateFeed
 	now    func() time.Time
 
 	mu       sync.RWMutex
-	byHash   map[[sha256.Size]byte]store.Key
+	all      map[string]keyDoc // every key by id, revoked ones included
+	byHash   map[[sha256.Size]byte]keyDoc
+	last     int64 // index of the last state record replayed (-1: none)
+	records  int   // state records of keys replayed
 	loadedAt time.Time
 	reload   sync.Mutex // one reload at a time
 }
@@ -54,30 +82,64 @@ const (
 	missReloadAfter = 200 * time.Millisecond
 )
 
-// NewKeys loads the keys and returns the authenticator.
-func NewKeys(ctx context.Context, ledger Appender, st KeyLister, now func() time.Time) (*Keys, error) {
+// NewKeys replays the key records and returns the authenticator.
+func NewKeys(ctx context.Context, ledger Appender, feed StateFeed, now func() time.Time) (*Keys, error) {
 	if now == nil {
 		now = time.Now
 	}
-	k := &Keys{ledger: ledger, st: st, now: now}
+	k := &Keys{ledger: ledger, feed: feed, now: now, all: map[string]keyDoc{},
+		byHash: map[[sha256.Size]byte]keyDoc{}, last: -1}
 	return k, k.Reload(ctx)
 }
 
-// Reload re-reads the keys from the store.
+// Reload replays the state records committed since the last reload.
 func (k *Keys) Reload(ctx context.Context) error {
-	keys, err := k.st.Keys(ctx)
+	k.mu.RLock()
+	after := k.last
+	k.mu.RUnlock()
+	recs, err := k.feed.Since(ctx, after)
 	if err != nil {
 		return fmt.Errorf("authn: load keys: %w", err)
 	}
-	m := make(map[[sha256.Size]byte]store.Key, len(keys))
-	for _, key := range keys {
-		if key.RevokedAt == nil && len(key.Hash) == sha256.Size {
-			m[[sha256.Size]byte(key.Hash)] = key
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i := range recs {
+		r := &recs[i]
+		if int64(r.Index) <= k.last {
+			continue // replayed meanwhile
+		}
+		k.last = int64(r.Index)
+		if r.Entity != Entity {
+			continue
+		}
+		k.records++
+		if err := k.apply(r); err != nil {
+			return err
 		}
 	}
-	k.mu.Lock()
-	k.byHash, k.loadedAt = m, k.now()
-	k.mu.Unlock()
+	k.loadedAt = k.now()
+	return nil
+}
+
+// apply replays one key record into the cache; the caller holds mu.
+func (k *Keys) apply(r *leaf.StateRecord) error {
+	if old, ok := k.all[r.ID]; ok {
+		if sum, err := hex.DecodeString(old.Hash); err == nil && len(sum) == sha256.Size {
+			delete(k.byHash, [sha256.Size]byte(sum))
+		}
+		delete(k.all, r.ID)
+	}
+	if r.Op == leaf.OpDelete {
+		return nil
+	}
+	var d keyDoc
+	if err := json.Unmarshal(r.Doc, &d); err != nil || d.ID != r.ID {
+		return fmt.Errorf("authn: key record %d is not a key document", r.Index)
+	}
+	k.all[d.ID] = d
+	if sum, err := hex.DecodeString(d.Hash); err == nil && len(sum) == sha256.Size && d.RevokedAt == "" {
+		k.byHash[[sha256.Size]byte(sum)] = d
+	}
 	return nil
 }
 
@@ -108,7 +170,7 @@ func (k *Keys) Authenticate(token string) (*custos.Principal, error) {
 		k.refresh(missReloadAfter) // perhaps created on another node
 		key, ok = k.lookup(sum)
 	}
-	if !ok || subtle.ConstantTimeCompare(key.Hash, sum[:]) != 1 {
+	if !ok || subtle.ConstantTimeCompare([]byte(key.Hash), []byte(hex.EncodeToString(sum[:]))) != 1 {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
 	}
 	return principal(key), nil
@@ -120,14 +182,14 @@ func (k *Keys) olderThan(age time.Duration) bool {
 	return k.now().Sub(k.loadedAt) > age
 }
 
-func (k *Keys) lookup(sum [sha256.Size]byte) (store.Key, bool) {
+func (k *Keys) lookup(sum [sha256.Size]byte) (keyDoc, bool) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	key, ok := k.byHash[sum]
 	return key, ok
 }
 
-func principal(key store.Key) *custos.Principal {
+func principal(key keyDoc) *custos.Principal {
 	p := &custos.Principal{ID: key.ID, Name: key.Name, Permissions: map[custos.Permission]bool{}}
 	for _, s := range key.Scopes {
 		for _, perm := range s.Permissions() {
@@ -144,6 +206,10 @@ func Actor(p *custos.Principal) custos.User {
 	}
 	return custos.User{ID: "apikey:" + p.ID, Name: p.Name, Roles: []string{}}
 }
+
+// Submitter names the credential of p in the ledger's records: "apikey:<id>",
+// or "custos" for what the server does on its own.
+func Submitter(p *custos.Principal) string { return Actor(p).ID }
 
 // NewToken returns a fresh secret token: "cus_" and 32 random bytes.
 func NewToken() string {
@@ -184,14 +250,15 @@ func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, sc
 		token = NewToken()
 	}
 	sum := sha256.Sum256([]byte(token))
-	key := store.Key{ID: newID(), Name: name, Scopes: scopes, Hash: sum[:],
-		CreatedAt: k.now().UTC().Truncate(time.Microsecond), CreatedBy: Actor(by).ID}
+	key := keyDoc{ID: newID(), Name: name, Scopes: scopes, Hash: hex.EncodeToString(sum[:]),
+		CreatedAt: k.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), CreatedBy: Actor(by).ID}
 	changes, _ := json.Marshal(map[string]any{"name": key.Name, "scopes": key.Scopes})
 	rec := k.record(by, custos.ActionCreate, key.ID, changes)
-	if _, err := k.ledger.Append(ctx, []custos.Event{rec}, store.KeyChange{Insert: &key}); err != nil {
+	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.put()); err != nil {
 		return custos.APIKey{}, "", err
 	}
 	k.mu.Lock()
+	k.all[key.ID] = key
 	k.byHash[sum] = key
 	k.mu.Unlock()
 	return view(key), token, nil
@@ -199,32 +266,38 @@ func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, sc
 
 // Revoke revokes a key; the change is a ledger record.
 func (k *Keys) Revoke(ctx context.Context, by *custos.Principal, id string) error {
-	keys, err := k.List(ctx)
-	if err != nil {
+	if err := k.Reload(ctx); err != nil {
 		return err
 	}
-	i := slices.IndexFunc(keys, func(a custos.APIKey) bool { return a.ID == id && a.RevokedAt == "" })
-	if i < 0 {
+	k.mu.RLock()
+	key, ok := k.all[id]
+	k.mu.RUnlock()
+	if !ok || key.RevokedAt != "" {
 		return custos.Errorf("authn.revoke", custos.NotFound, "no active API key with id %q", id)
 	}
-	at := k.now().UTC().Truncate(time.Microsecond)
+	key.RevokedAt = k.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	key.RevokedBy = Actor(by).ID
 	rec := k.record(by, custos.ActionDelete, id, nil)
-	if _, err := k.ledger.Append(ctx, []custos.Event{rec}, store.KeyChange{Revoke: &store.KeyRevocation{ID: id, At: at}}); err != nil {
+	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.put()); err != nil {
 		return err
 	}
 	return k.Reload(ctx)
 }
 
-// List returns every key without secrets.
+// List returns every key without secrets, oldest first.
 func (k *Keys) List(ctx context.Context) ([]custos.APIKey, error) {
-	keys, err := k.st.Keys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("authn: list keys: %w", err)
+	if err := k.Reload(ctx); err != nil {
+		return nil, err
 	}
-	out := make([]custos.APIKey, len(keys))
-	for i, key := range keys {
-		out[i] = view(key)
+	k.mu.RLock()
+	out := make([]custos.APIKey, 0, len(k.all))
+	for _, key := range k.all {
+		out = append(out, view(key))
 	}
+	k.mu.RUnlock()
+	slices.SortFunc(out, func(a, b custos.APIKey) int {
+		return cmp.Or(strings.Compare(a.CreatedAt, b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return out, nil
 }
 
@@ -232,11 +305,10 @@ func (k *Keys) List(ctx context.Context) ([]custos.APIKey, error) {
 // store: token when it is non-empty (CUSTOS_BOOTSTRAP_TOKEN), otherwise a
 // generated one. It returns the token when it created a key, "" otherwise.
 func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
-	keys, err := k.st.Keys(ctx)
-	if err != nil {
+	if err := k.Reload(ctx); err != nil {
 		return "", fmt.Errorf("authn: bootstrap: %w", err)
 	}
-	if len(keys) > 0 {
+	if k.count() > 0 {
 		return "", nil
 	}
 	if token != "" && len(token) < 16 {
@@ -245,23 +317,55 @@ func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
 	_, tok, err := k.Create(ctx, nil, "bootstrap administrator", []custos.Scope{custos.ScopeAdmin}, token)
 	if err != nil {
 		// Another node sharing the database may have bootstrapped first.
-		if keys, lerr := k.st.Keys(ctx); lerr == nil && len(keys) > 0 {
-			return "", k.Reload(ctx)
+		if lerr := k.Reload(ctx); lerr == nil && k.count() > 0 {
+			return "", nil
 		}
 	}
 	return tok, err
 }
 
+// count is the number of key records replayed.
+func (k *Keys) count() int {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.records
+}
+
+// AdoptLegacy records in the ledger the keys that the first release kept in
+// its api_keys table, once, on the first start after the upgrade: each
+// becomes a state record (the store empties the legacy row in the same
+// transaction). Legacy rows in a ledger that already has key records were
+// not written by Custos, and are refused.
+func (k *Keys) AdoptLegacy(ctx context.Context, legacy []store.Key) (int, error) {
+	if len(legacy) == 0 {
+		return 0, nil
+	}
+	if k.count() > 0 {
+		return 0, fmt.Errorf("authn: the legacy api_keys table holds %d rows (first: %q) but the ledger already records keys: rows were inserted behind Custos's back; run custos verify", len(legacy), legacy[0].ID)
+	}
+	states := make([]leaf.StateRecord, len(legacy))
+	for i, l := range legacy {
+		d := keyDoc{ID: l.ID, Name: l.Name, Scopes: l.Scopes, Hash: hex.EncodeToString(l.Hash),
+			CreatedAt: l.CreatedAt.Format(time.RFC3339Nano), CreatedBy: l.CreatedBy}
+		if l.RevokedAt != nil {
+			d.RevokedAt = l.RevokedAt.Format(time.RFC3339Nano)
+		}
+		states[i] = d.put()
+	}
+	if _, err := k.ledger.Append(ctx, "custos", nil, states...); err != nil {
+		return 0, err
+	}
+	return len(legacy), k.Reload(ctx)
+}
+
+// record is the server event that makes a key change visible to searches of
+// the trail; the state record beside it is what the key is.
 func (k *Keys) record(by *custos.Principal, a custos.Action, id string, changes json.RawMessage) custos.Event {
-	return custos.Event{User: Actor(by), Action: a, ResourceType: "ApiKey", ResourceID: id,
+	return custos.Event{Kind: custos.KindServer, User: Actor(by), Action: a, ResourceType: "ApiKey", ResourceID: id,
 		Changes: changes, Outcome: custos.OutcomeSuccess, Source: "custos"}
 }
 
-func view(k store.Key) custos.APIKey {
-	v := custos.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
-		CreatedAt: k.CreatedAt.Format(time.RFC3339Nano)}
-	if k.RevokedAt != nil {
-		v.RevokedAt = k.RevokedAt.Format(time.RFC3339Nano)
-	}
-	return v
+func view(k keyDoc) custos.APIKey {
+	return custos.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
+		CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
 }

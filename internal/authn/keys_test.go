@@ -32,11 +32,11 @@ func TestKeysAcrossNodes(t *testing.T) {
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	defer l.Close()
 	c := &clock{now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	a, err := authn.NewKeys(ctx, l.Seq, l.Store, c.Now)
+	a, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := authn.NewKeys(ctx, l.Seq, l.Store, c.Now)
+	b, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestBootstrap(t *testing.T) {
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	defer l.Close()
-	k, err := authn.NewKeys(ctx, l.Seq, l.Store, nil)
+	k, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 // serverConfig is everything `custos serve` is configured with.
 type serverConfig struct {
 	data, db, addr, keyFile, origin, bootstrapToken, logLevel string
+	witnesses                                                 listFlag
 	checkpointEvery                                           uint64
 	checkpointInterval                                        time.Duration
 	maxBody                                                   int64
@@ -48,6 +49,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.maxBody, "max-body", 16<<20, "request body limit in bytes")
 	fs.IntVar(&c.maxBatch, "max-batch", 10_000, "events per POST at most")
 	fs.IntVar(&c.maxChanges, "max-changes", 64<<10, "bytes of an event's changes JSON at most")
+	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
 
 func (c *serverConfig) keyPath() string {
@@ -109,6 +111,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type server struct {
 	st   store.Store
 	seq  *ledger.Sequencer
+	wit  *ledger.Witnesser
+	stop context.CancelFunc // stops the witnesser
 	keys *authn.Keys
 	http *http.Server
 	url  string
@@ -125,23 +129,48 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	if created {
 		log.Info("created checkpoint signing key", "file", cfg.keyPath(), "origin", signer.Origin())
 	}
+	witnesses, err := parseWitnesses(cfg.witnesses)
+	if err != nil {
+		return nil, err
+	}
 	st, where, err := openStore(ctx, cfg, log, false)
 	if err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	seq, err := ledger.Open(ctx, st, st, st, signer, ledger.Config{
+	lcfg := ledger.Config{
 		CheckpointEvery: cfg.checkpointEvery, CheckpointInterval: cfg.checkpointInterval,
 		Logger: log, Observe: ledgerMetrics(reg),
-	})
+	}
+	if err := checkBeforeStart(ctx, st, lcfg); err != nil {
+		st.Close()
+		return nil, err
+	}
+	seq, err := ledger.Open(ctx, st, st, st, signer, lcfg)
+	if err == nil {
+		err = ledger.CheckState(ctx, st, signer.VerifierKey())
+		if err != nil {
+			seq.Close()
+		}
+	}
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	s := &server{st: st, seq: seq, done: make(chan error, 1)}
-	keys, err := authn.NewKeys(ctx, seq, st, nil)
+	if len(witnesses) > 0 {
+		s.wit = ledger.NewWitnesser(st, witnesses, cfg.checkpointInterval, log)
+		if err := s.firstWitnessRound(ctx, reg); err != nil {
+			s.closeLedger()
+			return nil, err
+		}
+	}
+	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
 	s.keys = keys
+	if err == nil {
+		err = adoptLegacyKeys(ctx, st, keys, log)
+	}
 	if err == nil {
 		err = s.bootstrap(ctx, keys, cfg.bootstrapToken, out)
 	}
@@ -151,7 +180,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	}
 	api := httpapi.New(seq, st, keys, httpapi.Config{
 		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},
-		CursorKey: cursorKey(signer), Logger: log, Registry: reg,
+		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -182,6 +211,20 @@ func openStore(ctx context.Context, cfg serverConfig, log *slog.Logger, readOnly
 	return st, st.Path(), nil
 }
 
+// adoptLegacyKeys records in the ledger, once, the keys a store written by
+// the first release kept in its api_keys table.
+func adoptLegacyKeys(ctx context.Context, st store.Store, keys *authn.Keys, log *slog.Logger) error {
+	legacy, err := st.LegacyKeys(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := keys.AdoptLegacy(ctx, legacy)
+	if n > 0 {
+		log.Info("recorded the API keys of the previous release in the ledger", "keys", n)
+	}
+	return err
+}
+
 // redactURL drops the password from a database URL for logs.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
@@ -210,7 +253,15 @@ func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, 
 func cursorKey(s *ledger.Signer) []byte { return s.DeriveSecret("paging cursor") }
 
 func (s *server) closeLedger() {
+	if s.stop != nil {
+		s.stop()
+	}
 	s.seq.Close()
+	if s.wit != nil { // offer the checkpoint of the tail, signed at close
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.wit.Round(ctx)
+		cancel()
+	}
 	s.st.Close()
 }
 

@@ -10,76 +10,238 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/sqlite"
+	"github.com/custos-audit/custos/internal/witness"
+	"golang.org/x/mod/sumdb/note"
 )
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// verifyConfig is what custos verify is told.
+type verifyConfig struct {
+	serverConfig
+	publicKey, bundle   string
+	trusted, witnessKey listFlag
+	witnesses           listFlag
+	quorum              int
+	witnessGrace        time.Duration
+	interval            time.Duration
+	allowTail, quiet    bool
+	checkIndex          bool
+}
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	var cfg serverConfig
-	fs.StringVar(&cfg.data, "data", "./custos-data", "data folder of the embedded SQLite store")
-	fs.StringVar(&cfg.db, "db", "", "PostgreSQL URL (postgres://…) instead of the embedded store")
-	fs.StringVar(&cfg.keyFile, "key-file", "", "signing key to take the public key from (default <data>/"+ledger.KeyFileName+")")
-	pub := fs.String("public-key", "", "pinned verifier key (see custos public-key); overrides --key-file")
-	bundle := fs.String("bundle", "", "an exported archive bundle to check offline")
-	quiet := fs.Bool("quiet", false, "no progress output")
-	checkIx := fs.Bool("index", false, "also check the embedded store's secondary index against the ledger (a deleted or altered entry would hide a record from searches)")
+	var c verifyConfig
+	fs.StringVar(&c.data, "data", "./custos-data", "data folder of the embedded SQLite store")
+	fs.StringVar(&c.db, "db", "", "PostgreSQL URL (postgres://…) instead of the embedded store")
+	fs.StringVar(&c.keyFile, "key-file", "", "signing key to take the public key from (default <data>/"+ledger.KeyFileName+"); prefer --public-key")
+	fs.StringVar(&c.publicKey, "public-key", "", "pinned verifier key (see custos public-key); overrides --key-file")
+	fs.StringVar(&c.bundle, "bundle", "", "an exported archive bundle to check offline")
+	fs.Var(&c.trusted, "trusted-checkpoint", "a signed checkpoint saved earlier (the body of GET /v1/checkpoint); the ledger must extend it (repeatable)")
+	fs.Var(&c.witnessKey, "witness-key", "a witness's cosignature verifier key; checkpoints must carry --witness-quorum valid cosignatures (repeatable)")
+	fs.Var(&c.witnesses, "witness", "URL,KEY of a witness to ask online whether it has seen a larger tree (catches a rollback of the whole store; repeatable)")
+	fs.IntVar(&c.quorum, "witness-quorum", 0, "cosignatures each witnessed checkpoint needs (default: one per --witness-key)")
+	fs.DurationVar(&c.witnessGrace, "witness-grace", time.Minute, "how long a new checkpoint may stay unwitnessed (the server submits it to the witnesses as it signs it)")
+	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "the server's --checkpoint-interval")
+	fs.BoolVar(&c.allowTail, "allow-uncovered-tail", false, "accept records beyond the newest checkpoint however old (a server that crashed and never restarted)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress output")
+	fs.BoolVar(&c.checkIndex, "index", false, "also check the embedded store's secondary index against the ledger (a deleted or altered entry would hide a record from searches)")
 	if ok, code := parse(fs, args, stderr); !ok {
+		if code == exitUsageErr {
+			code = exitError
+		}
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "custos verify: "+format+"\n", a...)
-		return exitError
+	v := verifier{c: c, stdout: stdout, stderr: stderr}
+	return v.run(ctx)
+}
+
+type verifier struct {
+	c              verifyConfig
+	stdout, stderr io.Writer
+}
+
+// usage reports that verify could not run (exit 2).
+func (v *verifier) usage(format string, a ...any) int {
+	fmt.Fprintf(v.stderr, "custos verify: "+format+"\n", a...)
+	return exitError
+}
+
+// failed reports the first bad thing (exit 1).
+func (v *verifier) failed(format string, a ...any) int {
+	fmt.Fprintf(v.stdout, "FAILED: "+format+"\n", a...)
+	return exitProblem
+}
+
+func (v *verifier) run(ctx context.Context) int {
+	c := &v.c
+	if c.bundle != "" {
+		return v.usage("--bundle: archive bundles arrive with custos export; this release verifies stores (--data or --db)")
 	}
-	switch {
-	case *bundle != "":
-		return fail("--bundle: archive bundles arrive with custos export; this release verifies stores (--data)")
+	vkey, pinned, code := v.key()
+	if code >= 0 {
+		return code
 	}
-	vkey := strings.TrimSpace(*pub)
-	if vkey == "" {
-		b, err := os.ReadFile(cfg.keyPath())
-		if err != nil {
-			return fail("no public key: pass --public-key, or --key-file (%v)", err)
+	witnessKeys, quorum, code := v.witnessKeys()
+	if code >= 0 {
+		return code
+	}
+	anchors, code := v.anchors(vkey, pinned)
+	if code >= 0 {
+		return code
+	}
+	if c.db == "" {
+		if _, err := os.Stat(c.data); err != nil {
+			return v.usage("no data folder at %s: %v", c.data, err)
 		}
-		s, err := ledger.NewSigner(string(b))
-		if err != nil {
-			return fail("%v", err)
-		}
-		vkey = s.VerifierKey()
 	}
-	st, _, err := openStore(ctx, cfg, nil, true)
+	st, _, err := openStore(ctx, c.serverConfig, nil, true)
 	if err != nil {
-		return fail("%v", err)
+		return v.usage("%v", err)
 	}
 	defer st.Close()
+	if p := checkSchema(ctx, st); p != nil {
+		if isSchemaProblem(p) {
+			return v.failed("%v", p)
+		}
+		return v.usage("%v", p)
+	}
 	start := time.Now()
-	var progress ledger.Progress
-	if !*quiet {
-		progress = func(n uint64) {
-			fmt.Fprintf(stderr, "verified %d records (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
+	opt := ledger.AuditOptions{VKey: vkey, Anchors: anchors, CheckpointInterval: c.interval, AllowUncoveredTail: c.allowTail}
+	if !c.quiet {
+		opt.Progress = func(n uint64) {
+			fmt.Fprintf(v.stderr, "verified %d records (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
 		}
 	}
-	rep, err := ledger.Audit(ctx, st, vkey, progress)
+	rep, err := ledger.Audit(ctx, st, opt)
 	if err != nil {
-		return fail("%v", err)
+		return v.usage("%v", err)
 	}
 	if rep.Problem != nil {
-		fmt.Fprintf(stdout, "FAILED: record %d: %s\n", rep.Problem.Index, rep.Problem.Reason)
-		fmt.Fprintf(stdout, "checked %d records before it in %s\n", rep.Records, rep.Elapsed.Round(time.Millisecond))
-		return exitProblem
+		code := v.failed("record %d: %s", rep.Problem.Index, rep.Problem.Reason)
+		fmt.Fprintf(v.stdout, "checked %d records before it in %s\n", rep.Records, rep.Elapsed.Round(time.Millisecond))
+		return code
 	}
-	fmt.Fprintf(stdout, "OK: %d records, %d tree nodes and %d signed checkpoints are intact (%s, %.0f records/s)\n",
-		rep.Records, rep.Nodes, rep.Checkpoints, rep.Elapsed.Round(time.Millisecond), float64(rep.Records)/rep.Elapsed.Seconds())
+	if code := v.checkWitnessed(ctx, st, vkey, witnessKeys, quorum); code >= 0 {
+		return code
+	}
+	if code := v.askWitnesses(ctx, st, vkey); code >= 0 {
+		return code
+	}
+	fmt.Fprintf(v.stdout, "OK: %d records (%d of them state records), %d tree nodes and %d signed checkpoints are intact (%s, %.0f records/s)\n",
+		rep.Records, rep.States, rep.Nodes, rep.Checkpoints, rep.Elapsed.Round(time.Millisecond), float64(rep.Records)/rep.Elapsed.Seconds())
 	if rep.Checkpoints > 0 {
-		fmt.Fprintf(stdout, "latest checkpoint: size %d, origin %s\n", rep.LatestSize, rep.LatestOrigin)
+		fmt.Fprintf(v.stdout, "latest checkpoint: size %d, origin %s\n", rep.LatestSize, rep.LatestOrigin)
 	}
 	if rep.Uncovered > 0 {
-		fmt.Fprintf(stdout, "note: the last %d records are not yet covered by a signed checkpoint (one is signed within a second while the server runs)\n", rep.Uncovered)
+		fmt.Fprintf(v.stdout, "note: the last %d records are not yet covered by a signed checkpoint (one is signed within %s while the server runs)\n", rep.Uncovered, c.interval)
 	}
-	if ix, ok := st.(*sqlite.Store); ok && *checkIx {
-		return checkIndex(ctx, ix, stdout, stderr)
+	v.sayAnchors(pinned, rep, len(witnessKeys), quorum)
+	if ix, ok := st.(*sqlite.Store); ok && c.checkIndex {
+		return checkIndex(ctx, ix, v.stdout, v.stderr)
 	}
 	return exitOK
+}
+
+// key returns the verifier key and whether it was pinned; code ≥ 0 ends.
+func (v *verifier) key() (vkey string, pinned bool, code int) {
+	c := &v.c
+	if vkey = strings.TrimSpace(c.publicKey); vkey != "" {
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return "", false, v.usage("--public-key is not a verifier key (<origin>+<hash>+<key>, as custos public-key prints it): %v", err)
+		}
+		return vkey, true, -1
+	}
+	b, err := os.ReadFile(c.keyPath())
+	if err != nil {
+		return "", false, v.usage("no public key: pass --public-key (the output of custos public-key), or --key-file: %v", err)
+	}
+	s, err := ledger.NewSigner(string(b))
+	if err != nil {
+		return "", false, v.usage("%s: %v", c.keyPath(), err)
+	}
+	return s.VerifierKey(), false, -1
+}
+
+func (v *verifier) witnessKeys() ([]string, int, int) {
+	c := &v.c
+	for _, k := range c.witnessKey {
+		if _, err := witness.NewVerifier(k); err != nil {
+			return nil, 0, v.usage("--witness-key %q: %v", k, err)
+		}
+	}
+	q := c.quorum
+	if q == 0 {
+		q = len(c.witnessKey)
+	}
+	if q < 0 || q > len(c.witnessKey) {
+		return nil, 0, v.usage("--witness-quorum %d: must be between 1 and the number of --witness-key (%d)", c.quorum, len(c.witnessKey))
+	}
+	return c.witnessKey, q, -1
+}
+
+// anchors reads the trusted checkpoints. One that does not verify with the
+// log's key is a failure when the key was pinned (the file is not this
+// log's) and when it was not (the key in the data folder may be a swap).
+func (v *verifier) anchors(vkey string, pinned bool) ([]ledger.Anchor, int) {
+	var out []ledger.Anchor
+	for _, f := range v.c.trusted {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, v.usage("--trusted-checkpoint: %v", err)
+		}
+		cp, err := ledger.OpenCheckpoint(b, vkey)
+		if err != nil {
+			if pinned {
+				return nil, v.usage("--trusted-checkpoint %s does not verify with the pinned public key (another log, or altered): %v", f, err)
+			}
+			return nil, v.failed("the trusted checkpoint %s does not verify with the key in the data folder: the signing key was replaced, or the file is another log's (%v)", f, err)
+		}
+		out = append(out, ledger.Anchor{Name: f, Size: cp.Size, Root: cp.Hash})
+	}
+	return out, -1
+}
+
+func (v *verifier) sayAnchors(pinned bool, rep *ledger.AuditReport, witnessKeys, quorum int) {
+	if pinned {
+		fmt.Fprintln(v.stdout, "public key: pinned (--public-key)")
+	} else {
+		fmt.Fprintf(v.stdout, "public key: read from %s, NOT pinned: a key replaced together with every checkpoint would go unnoticed; pass --public-key\n", v.c.keyPath())
+	}
+	switch {
+	case rep.Trusted > 0 || witnessKeys > 0 || len(v.c.witnesses) > 0:
+		fmt.Fprintf(v.stdout, "anchors: %d trusted checkpoints extended; witnessed: %d of %d witness keys required per checkpoint; witnesses asked online: %d\n",
+			rep.Trusted, quorum, witnessKeys, len(v.c.witnesses))
+	default:
+		fmt.Fprintln(v.stdout, "anchors: none: a rollback of the whole store to an earlier consistent state would go unnoticed; pass --trusted-checkpoint or --witness-key")
+	}
+}
+
+// checkSchema runs the store's schema and storage checks, when it has them.
+func checkSchema(ctx context.Context, st store.Store) error {
+	type schemaChecker interface {
+		CheckSchema(ctx context.Context) error
+	}
+	type typeChecker interface {
+		CheckStorageTypes(ctx context.Context) error
+	}
+	if sc, ok := st.(schemaChecker); ok {
+		if err := sc.CheckSchema(ctx); err != nil {
+			return err
+		}
+	}
+	if tc, ok := st.(typeChecker); ok {
+		return tc.CheckStorageTypes(ctx)
+	}
+	return nil
 }
 
 // checkIndex checks the embedded store's secondary index: a deleted or
@@ -123,3 +285,5 @@ func publicKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintln(stdout, s.VerifierKey())
 	return exitOK
 }
+
+var _ = custos.ErrNotFound

@@ -39,7 +39,7 @@ func TestVerifyPostgres(t *testing.T) {
 			evs = append(evs, custos.Event{User: custos.User{ID: fmt.Sprintf("user-%d", j), Roles: []string{}},
 				Action: custos.ActionRead, ResourceType: "Patient", PatientID: "p-1", Outcome: custos.OutcomeSuccess})
 		}
-		if _, err := seq.Append(ctx, evs); err != nil {
+		if _, err := seq.Append(ctx, "apikey:test", evs); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
@@ -36,7 +37,7 @@ func newLedger(t *testing.T) string {
 				Action: custos.ActionRead, ResourceType: "Patient", PatientID: fmt.Sprintf("p-%d", j%4),
 				Outcome: custos.OutcomeSuccess})
 		}
-		if _, err := l.Seq.Append(ctx, evs); err != nil {
+		if _, err := l.Seq.Append(ctx, "apikey:test", evs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +122,8 @@ func TestVerifyDetectsInsertedRecord(t *testing.T) {
 		`UPDATE events SET idx = idx - 1000000 + 1 WHERE idx >= 1000000`,
 		`INSERT INTO events SELECT 9, ts, occurred_at, 'mallory', user_name, user_roles, action, resource_type,
 			resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes, outcome,
-			status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason
+			status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason,
+			leaf_version, leaf_kind, submitted_by, ext
 			FROM events WHERE idx = 8`)
 	expectFailure(t, dir, "record 9:")
 }
@@ -183,7 +185,7 @@ func TestVerifyDetectsConsistentRewrite(t *testing.T) {
 	rng := ledger.NewEmptyRange()
 	var stmts []string
 	st.ScanEvents(ctx, 0, func(e custos.Event) error {
-		rng.Append(ledger.LeafHash(&e), func(id compact.NodeID, h []byte) {
+		rng.Append(leaf.LeafHash(&e), func(id compact.NodeID, h []byte) {
 			stmts = append(stmts, fmt.Sprintf(`UPDATE tree_nodes SET hash = X'%x' WHERE pos = %d`, h, ledger.NodePos(id)))
 		})
 		return nil
@@ -210,8 +212,9 @@ func TestVerifyWithPinnedKey(t *testing.T) {
 }
 
 func TestVerifyRefusesMissingStore(t *testing.T) {
-	code, out := runVerify(t, filepath.Join(t.TempDir(), "nothing-here"), "--public-key", "x+1+AQ")
-	if code != exitError || !strings.Contains(out, "no Custos store") {
+	_, vkey, _ := note.GenerateKey(nil, "custos.test/verify")
+	code, out := runVerify(t, filepath.Join(t.TempDir(), "nothing-here"), "--public-key", vkey)
+	if code != exitError || !strings.Contains(out, "no data folder") {
 		t.Fatalf("verify of a missing store: %d\n%s", code, out)
 	}
 }

@@ -13,13 +13,14 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/ingest"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Ledger is what the API needs of the ledger's sequencer.
 type Ledger interface {
-	Append(ctx context.Context, events []custos.Event, keys ...store.KeyChange) ([]custos.Receipt, error)
+	Append(ctx context.Context, by string, events []custos.Event, states ...leaf.StateRecord) ([]custos.Receipt, error)
 }
 
 // Config tunes the API. Zero fields take the defaults.
@@ -30,6 +31,9 @@ type Config struct {
 	CursorKey    []byte // HMAC key that signs paging cursors
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry // where metrics register; nil for none
+	// Alerts, when set, returns a CRITICAL condition that makes the node
+	// unready (a witness refused the log), or "".
+	Alerts func() string
 }
 
 // API holds the handlers' dependencies.
@@ -121,6 +125,12 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := a.st.Ping(ctx); err != nil {
 		a.problem(w, r, &custos.Error{Op: "readyz", Kind: custos.Unavailable, Detail: "the store does not answer", Err: err})
 		return
+	}
+	if a.cfg.Alerts != nil {
+		if alert := a.cfg.Alerts(); alert != "" {
+			a.problem(w, r, &custos.Error{Op: "readyz", Kind: custos.Unavailable, Detail: "CRITICAL: " + alert})
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ready\n"))

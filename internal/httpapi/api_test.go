@@ -14,6 +14,7 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/httpapi"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
@@ -38,7 +39,7 @@ func newEnv(t *testing.T) *env {
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/api", ledger.Config{CheckpointInterval: 10 * time.Millisecond})
 	st, seq, signer := l.Store, l.Seq, l.Signer
-	keys, err := authn.NewKeys(ctx, seq, st, nil)
+	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestIngestShapesAndReceipts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("receipt %d not stored: %v", rc.Index, err)
 			}
-			if string(ledger.LeafHash(&stored)) != string(rc.LeafHash) {
+			if string(leaf.LeafHash(&stored)) != string(rc.LeafHash) {
 				t.Fatalf("receipt %d leaf hash does not match the stored event", rc.Index)
 			}
 		}

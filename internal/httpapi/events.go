@@ -25,7 +25,7 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.problem(w, r, err)
 		return
 	}
-	receipts, err := a.ledger.Append(r.Context(), events)
+	receipts, err := a.ledger.Append(r.Context(), authn.Submitter(principalOf(r)), events)
 	if err != nil {
 		a.problem(w, r, err)
 		return
@@ -181,7 +181,7 @@ func (a *API) recordRead(w http.ResponseWriter, r *http.Request, resourceID stri
 	if detail != nil {
 		changes, _ = json.Marshal(detail)
 	}
-	e := custos.Event{User: authn.Actor(principalOf(r)), Action: custos.ActionRead, ResourceType: "AuditEvent",
+	e := custos.Event{Kind: custos.KindServer, User: authn.Actor(principalOf(r)), Action: custos.ActionRead, ResourceType: "AuditEvent",
 		ResourceID: resourceID, IPAddress: clientIP(r),
 		UserAgent:     custos.Clip(r.UserAgent(), custos.MaxLength("user_agent")),
 		RequestMethod: r.Method, RequestPath: custos.Clip(r.URL.Path, custos.MaxLength("request_path")),
@@ -191,7 +191,7 @@ func (a *API) recordRead(w http.ResponseWriter, r *http.Request, resourceID stri
 		a.problem(w, r, &custos.Error{Op: "httpapi.recordRead", Kind: custos.Internal, Err: err})
 		return false
 	}
-	if _, err := a.ledger.Append(r.Context(), []custos.Event{e}); err != nil {
+	if _, err := a.ledger.Append(r.Context(), authn.Submitter(principalOf(r)), []custos.Event{e}); err != nil {
 		a.problem(w, r, err)
 		return false
 	}

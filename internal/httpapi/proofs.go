@@ -8,10 +8,12 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/witness"
 )
 
 // latestSize is the size of the newest signed checkpoint: proofs are served
 // up to it, so that every proof can be checked against a signed root.
+// The note is served with the witnesses' cosignatures that have arrived.
 func (a *API) latestSize(r *http.Request) (uint64, []byte, error) {
 	cp, err := a.st.LatestCheckpoint(r.Context())
 	if errors.Is(err, custos.ErrNotFound) {
@@ -20,7 +22,15 @@ func (a *API) latestSize(r *http.Request) (uint64, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return cp.Size, cp.Note, nil
+	signed := cp.Note
+	if len(cp.Cosignatures) > 0 {
+		if merged, err := witness.MergeSignatures(cp.Note, cp.Cosignatures); err == nil {
+			signed = merged
+		} else {
+			a.log.Warn("stored cosignatures do not merge; serving the checkpoint without them", "size", cp.Size, "err", err)
+		}
+	}
+	return cp.Size, signed, nil
 }
 
 func (a *API) checkpoint(w http.ResponseWriter, r *http.Request) {

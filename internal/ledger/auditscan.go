@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -68,7 +69,7 @@ func readChunk(ctx context.Context, sc store.Scanner, k uint64) leafChunk {
 			return errChunkFull
 		}
 		c.events = append(c.events, e)
-		c.hashes = append(c.hashes, LeafHash(&e))
+		c.hashes = append(c.hashes, leaf.LeafHash(&e))
 		return nil
 	})
 	if err != nil && !errors.Is(err, errChunkFull) {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/ledger"
 )
 
@@ -13,7 +14,7 @@ func BenchmarkLeafHash(b *testing.B) {
 	e.Index = 123456
 	b.ReportAllocs()
 	for b.Loop() {
-		ledger.LeafHash(&e)
+		leaf.LeafHash(&e)
 	}
 }
 
@@ -29,7 +30,7 @@ func BenchmarkSequencerAppend500(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := h.seq.Append(ctx, batch); err != nil {
+		if _, err := h.seq.Append(ctx, "apikey:test", batch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -96,7 +96,7 @@ func TestSequencerGroupCommitAndProofs(t *testing.T) {
 		go func(c int) {
 			defer wg.Done()
 			for j := 0; j < per; j++ {
-				r, err := h.seq.Append(ctx, events(c*per+j, 1+j%3))
+				r, err := h.seq.Append(ctx, "apikey:test", events(c*per+j, 1+j%3))
 				if err != nil {
 					errs <- err
 					return
@@ -164,7 +164,7 @@ func TestSequencerGroupCommitAndProofs(t *testing.T) {
 		prev = &c
 		return nil
 	})
-	rep, err := ledger.Audit(ctx, h.st, h.sig.VerifierKey(), nil)
+	rep, err := ledger.Audit(ctx, h.st, ledger.AuditOptions{VKey: h.sig.VerifierKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,13 +179,13 @@ func TestSequencerResumes(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	h := open(t, dir, ledger.Config{})
-	if _, err := h.seq.Append(ctx, events(0, 7)); err != nil {
+	if _, err := h.seq.Append(ctx, "apikey:test", events(0, 7)); err != nil {
 		t.Fatal(err)
 	}
 	h.close()
 	h = open(t, dir, ledger.Config{})
 	defer h.close()
-	r, err := h.seq.Append(ctx, events(7, 3))
+	r, err := h.seq.Append(ctx, "apikey:test", events(7, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestSequencerResumes(t *testing.T) {
 		t.Fatalf("after restart receipts start at %d, want 7", r[0].Index)
 	}
 	h.seq.Close()
-	rep, err := ledger.Audit(ctx, h.st, h.sig.VerifierKey(), nil)
+	rep, err := ledger.Audit(ctx, h.st, ledger.AuditOptions{VKey: h.sig.VerifierKey()})
 	if err != nil || rep.Problem != nil || rep.Records != 10 || rep.Checkpoints < 2 {
 		t.Fatalf("audit after restart: %+v, %v", rep, err)
 	}
@@ -205,7 +205,7 @@ func TestCheckpointByTime(t *testing.T) {
 	ctx := context.Background()
 	h := open(t, t.TempDir(), ledger.Config{CheckpointInterval: 20 * time.Millisecond, Now: time.Now})
 	defer h.close()
-	if _, err := h.seq.Append(ctx, events(0, 3)); err != nil {
+	if _, err := h.seq.Append(ctx, "apikey:test", events(0, 3)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -222,7 +222,7 @@ func TestCheckpointByTime(t *testing.T) {
 func TestAppendAfterCloseFails(t *testing.T) {
 	h := open(t, t.TempDir(), ledger.Config{})
 	h.close()
-	if _, err := h.seq.Append(context.Background(), events(0, 1)); custos.KindOf(err) != custos.Unavailable {
+	if _, err := h.seq.Append(context.Background(), "apikey:test", events(0, 1)); custos.KindOf(err) != custos.Unavailable {
 		t.Fatalf("Append after Close: %v, want unavailable", err)
 	}
 }
@@ -233,16 +233,16 @@ func TestCommitFailureAcknowledgesNothing(t *testing.T) {
 	ctx := context.Background()
 	h := open(t, t.TempDir(), ledger.Config{})
 	defer h.close()
-	if _, err := h.seq.Append(ctx, events(0, 2)); err != nil {
+	if _, err := h.seq.Append(ctx, "apikey:test", events(0, 2)); err != nil {
 		t.Fatal(err)
 	}
 	// Make the next commit fail inside the store: a trigger aborts inserts.
 	exec(t, h.st, `CREATE TRIGGER no_more BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END`)
-	if _, err := h.seq.Append(ctx, events(2, 2)); custos.KindOf(err) != custos.Unavailable {
+	if _, err := h.seq.Append(ctx, "apikey:test", events(2, 2)); custos.KindOf(err) != custos.Unavailable {
 		t.Fatalf("append into a failing store: %v, want unavailable", err)
 	}
 	exec(t, h.st, `DROP TRIGGER no_more`)
-	r, err := h.seq.Append(ctx, events(2, 1))
+	r, err := h.seq.Append(ctx, "apikey:test", events(2, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestCommitFailureAcknowledgesNothing(t *testing.T) {
 		t.Fatalf("after a failed commit the next index is %d, want 2", r[0].Index)
 	}
 	h.seq.Close()
-	if rep, err := ledger.Audit(ctx, h.st, h.sig.VerifierKey(), nil); err != nil || rep.Problem != nil {
+	if rep, err := ledger.Audit(ctx, h.st, ledger.AuditOptions{VKey: h.sig.VerifierKey()}); err != nil || rep.Problem != nil {
 		t.Fatalf("audit: %+v %v", rep, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/transparency-dev/merkle/compact"
 )
@@ -24,6 +25,28 @@ type Config struct {
 	Logger             *slog.Logger
 	// Observe, when set, is told the size and duration of every commit.
 	Observe func(events int, d time.Duration, err error)
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 16384
+	}
+	if cfg.CheckpointEvery == 0 {
+		cfg.CheckpointEvery = 1000
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
 }
 
 // ErrClosed is returned by Append after Close.
@@ -57,8 +80,9 @@ type Sequencer struct {
 }
 
 type request struct {
+	by     string
 	events []custos.Event
-	keys   []store.KeyChange
+	states []leaf.StateRecord
 	resp   chan result
 }
 
@@ -79,24 +103,7 @@ type checkpointReader interface {
 // every commit runs under the store's append lock and first brings this
 // sequencer up to the head that the other nodes left.
 func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps checkpointReader, signer *Signer, cfg Config) (*Sequencer, error) {
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 16384
-	}
-	if cfg.CheckpointEvery == 0 {
-		cfg.CheckpointEvery = 1000
-	}
-	if cfg.CheckpointInterval <= 0 {
-		cfg.CheckpointInterval = time.Second
-	}
-	if cfg.CommitTimeout <= 0 {
-		cfg.CommitTimeout = 30 * time.Second
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg = cfg.withDefaults()
 	s := &Sequencer{st: st, nodeReader: nodes, cps: cps, signer: signer, cfg: cfg, reqs: make(chan *request, 1024),
 		done: make(chan struct{}), stopped: make(chan struct{})}
 	// On a shared store the head is read under the append lock, so that
@@ -113,6 +120,9 @@ func Open(ctx context.Context, st store.Writer, nodes NodeReader, cps checkpoint
 	if err != nil {
 		return nil, err
 	}
+	// Records a crash left unsigned are covered at once: verify treats an
+	// uncovered tail older than the interval as suspect.
+	s.checkpoint(true)
 	go s.run()
 	return s, nil
 }
@@ -162,15 +172,27 @@ func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *s
 	return nil
 }
 
-// Append sequences the events (and key changes, recorded in the same
-// transaction) and returns their receipts once durably committed. If ctx ends
-// first, Append returns ctx's error; the events may still commit, but they
-// were not acknowledged.
-func (s *Sequencer) Append(ctx context.Context, events []custos.Event, keys ...store.KeyChange) ([]custos.Receipt, error) {
-	if len(events) == 0 {
+// Append sequences the records that the credential by submitted (audit
+// events, then state records, in the same transaction) and returns their
+// receipts, in that order, once durably committed. Events with no Kind are
+// client events; the server sets KindServer on the events it writes about
+// itself. Every record's leaf names by. A batch that carries state records
+// also carries a signed checkpoint covering them, so every state record is
+// anchored the moment it commits. If ctx ends first, Append returns ctx's
+// error; the records may still commit, but they were not acknowledged.
+func (s *Sequencer) Append(ctx context.Context, by string, events []custos.Event, states ...leaf.StateRecord) ([]custos.Receipt, error) {
+	if len(events) == 0 && len(states) == 0 {
 		return nil, nil
 	}
-	r := &request{events: events, keys: keys, resp: make(chan result, 1)}
+	if by == "" {
+		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal, Err: errors.New("ledger: a record names the credential that submitted it")}
+	}
+	for i := range states {
+		if err := leaf.ValidState(&states[i]); err != nil {
+			return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal, Err: err}
+		}
+	}
+	r := &request{by: by, events: events, states: states, resp: make(chan result, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -229,12 +251,12 @@ func (s *Sequencer) run() {
 // gather takes whatever else is already waiting, up to MaxBatch events.
 func (s *Sequencer) gather(first *request) []*request {
 	batch := []*request{first}
-	n := len(first.events)
+	n := len(first.events) + len(first.states)
 	for n < s.cfg.MaxBatch {
 		select {
 		case r := <-s.reqs:
 			batch = append(batch, r)
-			n += len(r.events)
+			n += len(r.events) + len(r.states)
 		default:
 			return batch
 		}
@@ -258,23 +280,38 @@ func (s *Sequencer) build(reqs []*request, now time.Time) *pending {
 		p.ts = s.lastTS // timestamps never go back, so ledger order is time order
 	}
 	p.receipts = make([][]custos.Receipt, len(reqs))
+	appendLeaf := func(h []byte) {
+		if err := p.rng.Append(h, func(id compact.NodeID, hash []byte) {
+			p.b.Nodes = append(p.b.Nodes, store.Node{Pos: NodePos(id), Hash: hash})
+		}); err != nil {
+			panic(err) // appending to a range that begins at 0 cannot fail
+		}
+	}
 	for i, r := range reqs {
-		p.receipts[i] = make([]custos.Receipt, len(r.events))
+		p.receipts[i] = make([]custos.Receipt, 0, len(r.events)+len(r.states))
 		for j := range r.events {
 			e := r.events[j]
-			e.Index, e.Timestamp = p.rng.End(), p.ts
-			h := LeafHash(&e)
-			if err := p.rng.Append(h, func(id compact.NodeID, hash []byte) {
-				p.b.Nodes = append(p.b.Nodes, store.Node{Pos: NodePos(id), Hash: hash})
-			}); err != nil {
-				panic(err) // appending to a range that begins at 0 cannot fail
+			e.Index, e.Timestamp, e.LeafVersion, e.SubmittedBy = p.rng.End(), p.ts, leaf.Current, r.by
+			if e.Kind == "" {
+				e.Kind = custos.KindClient
 			}
+			h := leaf.LeafHash(&e)
+			appendLeaf(h)
 			p.b.Events = append(p.b.Events, e)
-			p.receipts[i][j] = custos.Receipt{Index: e.Index, LeafHash: h}
+			p.receipts[i] = append(p.receipts[i], custos.Receipt{Index: e.Index, LeafHash: h})
 		}
-		p.b.Keys = append(p.b.Keys, r.keys...)
+		for j := range r.states {
+			st := r.states[j]
+			st.Index, st.Timestamp, st.SubmittedBy = p.rng.End(), p.ts, r.by
+			h := leaf.StateHash(&st)
+			appendLeaf(h)
+			p.b.States = append(p.b.States, st)
+			p.receipts[i] = append(p.receipts[i], custos.Receipt{Index: st.Index, LeafHash: h})
+		}
 	}
-	if cp, err := s.dueCheckpoint(p.rng, p.ts, false); err != nil {
+	// State changes are anchored at once: a checkpoint covers them in the
+	// same transaction, so readers on every node can prove them.
+	if cp, err := s.dueCheckpoint(p.rng, p.ts, len(p.b.States) > 0); err != nil {
 		s.cfg.Logger.Error("sign checkpoint", "err", err)
 	} else {
 		p.b.Checkpoint = cp
@@ -341,7 +378,7 @@ func (s *Sequencer) commit(reqs []*request) {
 	cancel()
 	n := 0
 	if p != nil {
-		n = len(p.b.Events)
+		n = len(p.b.Events) + len(p.b.States)
 	}
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(n, s.cfg.Now().Sub(start), err)
@@ -377,6 +414,9 @@ func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, force bool)
 	byTime := now.Sub(s.lastCPAt) >= s.cfg.CheckpointInterval
 	if !force && !byCount && !byTime {
 		return nil, nil
+	}
+	if now.Before(s.lastCPAt) {
+		now = s.lastCPAt // checkpoints are dated in order, whatever the clock does
 	}
 	signed, err := s.signer.Sign(size, Root(rng))
 	if err != nil {

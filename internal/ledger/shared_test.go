@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/postgres"
@@ -48,7 +49,7 @@ func TestSequencersRacingOnOneDatabase(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < per; i++ {
-					rs, err := seqs[n].Append(ctx, events(i, 1+i%4))
+					rs, err := seqs[n].Append(ctx, "apikey:test", events(i, 1+i%4))
 					if err != nil {
 						t.Error(err)
 						return
@@ -74,18 +75,18 @@ func TestSequencersRacingOnOneDatabase(t *testing.T) {
 		if err != nil {
 			t.Fatalf("index %d: %v (indices not contiguous)", i, err)
 		}
-		if string(ledger.LeafHash(&e)) != string(acked[i]) {
+		if string(leaf.LeafHash(&e)) != string(acked[i]) {
 			t.Fatalf("index %d: stored event differs from its receipt", i)
 		}
 	}
 	// The fence: a writer that skips the lock and reuses an index is refused.
 	stale := events(0, 1)
 	stale[0].Index, stale[0].Timestamp = 3, time.Now().UTC().Truncate(time.Microsecond)
-	err = stores[1].Append(ctx, &store.Batch{Events: stale, Nodes: []store.Node{{Pos: ledger.LeafPos(3), Hash: ledger.LeafHash(&stale[0])}}})
+	err = stores[1].Append(ctx, &store.Batch{Events: stale, Nodes: []store.Node{{Pos: ledger.LeafPos(3), Hash: leaf.LeafHash(&stale[0])}}})
 	if err == nil {
 		t.Fatal("a second leaf at index 3 was committed: the ledger forked")
 	}
-	rep, err := ledger.Audit(ctx, stores[2], sig.VerifierKey(), nil)
+	rep, err := ledger.Audit(ctx, stores[2], ledger.AuditOptions{VKey: sig.VerifierKey()})
 	if err != nil {
 		t.Fatal(err)
 	}

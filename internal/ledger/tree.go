@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -101,6 +102,9 @@ func RootAt(ctx context.Context, r NodeReader, size uint64) ([]byte, error) {
 	}
 	return rng.GetRootHash(nil)
 }
+
+// Hasher is the RFC 6962 SHA-256 hasher of the ledger (see package leaf).
+var Hasher = leaf.Hasher
 
 var rangeFactory = &compact.RangeFactory{Hash: Hasher.HashChildren}
 

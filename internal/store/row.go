@@ -7,23 +7,26 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 )
 
 // EventColumns are the events table's columns in the order EventArgs and
 // EventRow.Dest use; both SQL stores share the layout.
 const EventColumns = `idx, ts, occurred_at, user_id, user_name, user_roles, action, resource_type,
 	resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes, outcome,
-	status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason`
+	status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason,
+	leaf_version, leaf_kind, submitted_by, ext`
 
 // QualifiedEventColumns are EventColumns of the events table aliased e.
 var QualifiedEventColumns = "e." + strings.Join(strings.Split(strings.Join(strings.Fields(EventColumns), ""), ","), ", e.")
 
 // EventColumnCount is the number of EventColumns.
-const EventColumnCount = 23
+const EventColumnCount = 27
 
 // EventArgs appends e's column values to args, in EventColumns order: times
 // as µs since the epoch, empty patient and address as NULL, roles and changes
-// as the JSON text that is hashed.
+// as the JSON text that is hashed, the leaf kind as its byte, and the
+// extension section as the bytes that are hashed (NULL when there is none).
 func EventArgs(args []any, e *custos.Event) []any {
 	roles := e.User.Roles
 	if roles == nil {
@@ -43,10 +46,22 @@ func EventArgs(args []any, e *custos.Event) []any {
 	if e.IPAddress != "" {
 		ip = e.IPAddress
 	}
+	version, kind := int64(leaf.Version1), int64(leaf.KindAuditEvent)
+	var ext any
+	if e.LeafVersion == leaf.Version2 {
+		version = int64(leaf.Version2)
+		if e.Kind == custos.KindServer {
+			kind = int64(leaf.KindServerEvent)
+		}
+		if b := leaf.EncodeExt(e); len(b) > 1 {
+			ext = b
+		}
+	}
 	return append(args, int64(e.Index), e.Timestamp.UnixMicro(), occurred, e.User.ID, e.User.Name,
 		string(rolesJSON), string(e.Action), e.ResourceType, e.ResourceID, patient,
 		ip, e.UserAgent, e.RequestMethod, e.RequestPath, changes, string(e.Outcome),
-		e.StatusCode, e.Source, e.RequestID, e.SessionID, e.PurposeOfUse, e.BreakGlass, e.BreakGlassReason)
+		e.StatusCode, e.Source, e.RequestID, e.SessionID, e.PurposeOfUse, e.BreakGlass, e.BreakGlassReason,
+		version, kind, e.SubmittedBy, ext)
 }
 
 // eventRow receives one row of EventColumns.
@@ -58,6 +73,8 @@ type eventRow struct {
 	patient, ip, changes *string
 	action, outcome      string
 	statusCode           int64
+	version, kind        int64
+	ext                  []byte
 }
 
 // dest returns the scan destinations in EventColumns order.
@@ -65,7 +82,8 @@ func (r *eventRow) dest() []any {
 	e := &r.e
 	return []any{&r.idx, &r.ts, &r.occurred, &e.User.ID, &e.User.Name, &r.roles, &r.action, &e.ResourceType,
 		&e.ResourceID, &r.patient, &r.ip, &e.UserAgent, &e.RequestMethod, &e.RequestPath, &r.changes, &r.outcome,
-		&r.statusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason}
+		&r.statusCode, &e.Source, &e.RequestID, &e.SessionID, &e.PurposeOfUse, &e.BreakGlass, &e.BreakGlassReason,
+		&r.version, &r.kind, &e.SubmittedBy, &r.ext}
 }
 
 // event returns the scanned event.
@@ -78,7 +96,7 @@ func (r *eventRow) event() (custos.Event, error) {
 		e.OccurredAt = &t
 	}
 	if err := json.Unmarshal([]byte(r.roles), &e.User.Roles); err != nil {
-		return e, fmt.Errorf("event %d: user_roles is not a JSON array: %w", r.idx, err)
+		return e, fmt.Errorf("%w: event %d: user_roles is not a JSON array: %v", ErrCorruptRow, r.idx, err)
 	}
 	if r.patient != nil {
 		e.PatientID = *r.patient
@@ -88,6 +106,22 @@ func (r *eventRow) event() (custos.Event, error) {
 	}
 	if r.changes != nil {
 		e.Changes = json.RawMessage(*r.changes)
+	}
+	switch {
+	case r.version == int64(leaf.Version1) && r.kind == int64(leaf.KindAuditEvent):
+		e.LeafVersion, e.Kind = leaf.Version1, custos.KindClient
+		if len(r.ext) > 0 {
+			return e, fmt.Errorf("%w: event %d: a version 1 record has no extensions", ErrCorruptRow, r.idx)
+		}
+	case r.version == int64(leaf.Version2) && r.kind == int64(leaf.KindAuditEvent):
+		e.LeafVersion, e.Kind = leaf.Version2, custos.KindClient
+	case r.version == int64(leaf.Version2) && r.kind == int64(leaf.KindServerEvent):
+		e.LeafVersion, e.Kind = leaf.Version2, custos.KindServer
+	default:
+		return e, fmt.Errorf("%w: event %d: leaf version %d kind %d", ErrCorruptRow, r.idx, r.version, r.kind)
+	}
+	if err := leaf.DecodeExt(r.ext, &e); err != nil {
+		return e, fmt.Errorf("%w: event %d: extensions: %v", ErrCorruptRow, r.idx, err)
 	}
 	return e, nil
 }

@@ -56,13 +56,13 @@ func ScanNode(r Row) (Node, error) {
 }
 
 // CheckpointColumns are the checkpoints columns ScanCheckpoint reads.
-const CheckpointColumns = `size, note, created_at`
+const CheckpointColumns = `size, note, created_at, cosignatures`
 
 // ScanCheckpoint scans one row of CheckpointColumns.
 func ScanCheckpoint(r Row) (Checkpoint, error) {
 	var size, at int64
 	var c Checkpoint
-	err := r.Scan(&size, &c.Note, &at)
+	err := r.Scan(&size, &c.Note, &at, &c.Cosignatures)
 	c.Size, c.CreatedAt = uint64(size), time.UnixMicro(at).UTC()
 	return c, err
 }

@@ -2,8 +2,8 @@
 // database. The SQLite and PostgreSQL stores implement it and both pass the
 // conformance suite in storetest.
 //
-// Invariants every store keeps: Append writes a batch (events, tree nodes, an
-// optional checkpoint and key changes) in one transaction that is durable when
+// Invariants every store keeps: Append writes a batch (events, state records
+// and their projection, tree nodes, an optional checkpoint) in one transaction that is durable when
 // Append returns nil, and writes nothing when it returns an error; events are
 // only ever inserted, never updated or deleted.
 package store
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 )
 
 // Node is one stored tree node: the hash of a perfect subtree at its
@@ -28,9 +29,19 @@ type Checkpoint struct {
 	Size      uint64
 	Note      []byte
 	CreatedAt time.Time
+	// Cosignatures are witnesses' signature lines (C2SP tlog-cosignature)
+	// for Note, added as they arrive: self-authenticating, not records.
+	Cosignatures []byte
 }
 
-// Key is a stored API key. Hash is SHA-256 of the secret token.
+// Cosigner stores the cosignatures witnesses returned for a checkpoint.
+type Cosigner interface {
+	AddCosignatures(ctx context.Context, size uint64, lines []byte) error
+}
+
+// Key is an API key as the legacy api_keys table of the first release held
+// it. Since state became a projection of the ledger, keys live in the state
+// table; the legacy rows are adopted once (see LegacyKeys).
 type Key struct {
 	ID        string
 	Name      string
@@ -41,27 +52,24 @@ type Key struct {
 	RevokedAt *time.Time
 }
 
-// KeyChange is a change to the API keys, written in the same transaction as
-// the ledger record that describes it. Exactly one field is set.
-type KeyChange struct {
-	Insert *Key
-	Revoke *KeyRevocation
+// StateRow is one row of the state table: the current document of one
+// entity and the index of the state record that put it there.
+type StateRow struct {
+	Entity, ID string
+	Doc        []byte
+	Index      uint64
 }
 
-// KeyRevocation revokes the key ID at time At.
-type KeyRevocation struct {
-	ID string
-	At time.Time
-}
-
-// Batch is what the sequencer writes in one transaction. Events carry their
-// assigned indices, contiguous from the store's current size; Nodes are the
-// tree nodes those leaves complete, contiguous from the current node count.
+// Batch is what the sequencer writes in one transaction. Events and States
+// carry their assigned indices, together contiguous from the store's current
+// size; Nodes are the tree nodes those leaves complete, contiguous from the
+// current node count. Each state record is applied to the state table in the
+// same transaction (ApplyStates): state is a projection of the ledger.
 type Batch struct {
 	Events     []custos.Event
+	States     []leaf.StateRecord
 	Nodes      []Node
 	Checkpoint *Checkpoint
-	Keys       []KeyChange
 }
 
 // Head is the state the sequencer resumes from.
@@ -109,7 +117,18 @@ type Reader interface {
 	Events(ctx context.Context, q Query) ([]custos.Event, error)
 	Nodes(ctx context.Context, pos []uint64) ([][]byte, error)
 	LatestCheckpoint(ctx context.Context) (*Checkpoint, error)
-	Keys(ctx context.Context) ([]Key, error)
+	// StateRecords returns the state records with index > after (-1 for
+	// all), in index order.
+	StateRecords(ctx context.Context, after int64) ([]leaf.StateRecord, error)
+	// StateRows returns the state table, ordered by entity and id.
+	StateRows(ctx context.Context) ([]StateRow, error)
+	// LegacyKeys returns the rows of the first release's api_keys table,
+	// which the server adopts into the ledger once and then empties.
+	LegacyKeys(ctx context.Context) ([]Key, error)
+	// RecordCount counts the stored records of every kind and returns the
+	// size the newest index implies, read in one snapshot: they differ when
+	// records were deleted or inserted behind Custos's back.
+	RecordCount(ctx context.Context) (count, size uint64, err error)
 }
 
 // Scanner streams the whole ledger in order, for verification. Each scan reads
@@ -125,6 +144,7 @@ type Store interface {
 	Writer
 	Reader
 	Scanner
+	Cosigner
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -79,9 +80,29 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error)
 	return &cp, nil
 }
 
-// Keys lists every API key, revoked ones included.
-func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
-	return query(ctx, s, "keys", `SELECT `+store.KeyColumns+` FROM api_keys ORDER BY created_at, id`, store.ScanKey)
+// StateRecords returns the state records with index > after, in order.
+func (s *Store) StateRecords(ctx context.Context, after int64) ([]leaf.StateRecord, error) {
+	return query(ctx, s, "state records", fmt.Sprintf(store.StateRecordsQuery, "$1"), store.ScanStateRecord, after)
+}
+
+// StateRows returns the state table.
+func (s *Store) StateRows(ctx context.Context) ([]store.StateRow, error) {
+	return query(ctx, s, "state", store.StateRowsQuery, store.ScanStateRow)
+}
+
+// LegacyKeys returns the rows of the first release's api_keys table.
+func (s *Store) LegacyKeys(ctx context.Context) ([]store.Key, error) {
+	return query(ctx, s, "legacy keys", store.LegacyKeysQuery, store.ScanKey)
+}
+
+// RecordCount counts the stored records of every kind and the size the
+// newest index implies, in one snapshot.
+func (s *Store) RecordCount(ctx context.Context) (count, size uint64, err error) {
+	var n, last int64
+	if err := s.pool.QueryRow(ctx, store.RecordCountQuery).Scan(&n, &last); err != nil {
+		return 0, 0, fmt.Errorf("postgres: count records: %w", err)
+	}
+	return uint64(n), uint64(last + 1), nil
 }
 
 // chunkQuery is a keyset query (last key, limit) for store.ScanChunks.

@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/jackc/pgx/v5"
@@ -27,22 +25,9 @@ type querier interface {
 func (s *Store) Head(ctx context.Context) (store.Head, error) { return head(ctx, s.pool) }
 
 func head(ctx context.Context, db querier) (store.Head, error) {
-	var h store.Head
-	var idx, ts int64
-	err := db.QueryRow(ctx, `SELECT idx, ts FROM events ORDER BY idx DESC LIMIT 1`).Scan(&idx, &ts)
-	switch {
-	case isNoRows(err):
-	case err != nil:
-		return h, fmt.Errorf("postgres: head: %w", err)
-	default:
-		h.Size, h.LastTimestamp = uint64(idx)+1, time.UnixMicro(ts).UTC()
-	}
-	var maxPos *int64
-	if err := db.QueryRow(ctx, `SELECT max(pos) FROM tree_nodes`).Scan(&maxPos); err != nil {
-		return h, fmt.Errorf("postgres: head: %w", err)
-	}
-	if maxPos != nil {
-		h.NodeCount = uint64(*maxPos) + 1
+	h, err := store.ReadHead(ctx, func(ctx context.Context, q string) store.Row { return db.QueryRow(ctx, q) }, isNoRows)
+	if err != nil {
+		return h, fmt.Errorf("postgres: %w", err)
 	}
 	return h, nil
 }
@@ -113,29 +98,20 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 			return fmt.Errorf("postgres: insert checkpoint: %w", err)
 		}
 	}
-	for _, k := range b.Keys {
-		if err := applyKeyChange(ctx, tx, k); err != nil {
-			return err
-		}
+	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) error {
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.States); err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
 }
 
-func applyKeyChange(ctx context.Context, tx pgx.Tx, k store.KeyChange) error {
-	switch {
-	case k.Insert != nil:
-		scopes, _ := json.Marshal(k.Insert.Scopes)
-		_, err := tx.Exec(ctx, `INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)`,
-			k.Insert.ID, k.Insert.Name, string(scopes), k.Insert.Hash, k.Insert.CreatedAt.UnixMicro(), k.Insert.CreatedBy)
-		if err != nil {
-			return fmt.Errorf("postgres: insert api key: %w", err)
-		}
-	case k.Revoke != nil:
-		_, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`,
-			k.Revoke.At.UnixMicro(), k.Revoke.ID)
-		if err != nil {
-			return fmt.Errorf("postgres: revoke api key: %w", err)
-		}
+// AddCosignatures stores witnesses' cosignature lines with the checkpoint of
+// the given size, replacing those stored before (the caller merges).
+func (s *Store) AddCosignatures(ctx context.Context, size uint64, lines []byte) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE checkpoints SET cosignatures = $1 WHERE size = $2`, lines, int64(size)); err != nil {
+		return fmt.Errorf("postgres: store cosignatures: %w", err)
 	}
 	return nil
 }

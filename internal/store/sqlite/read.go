@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -131,16 +132,41 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (*store.Checkpoint, error)
 	return &cp, nil
 }
 
-// Keys lists every API key, revoked ones included.
-func (s *Store) Keys(ctx context.Context) ([]store.Key, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+store.KeyColumns+` FROM api_keys ORDER BY created_at, id`)
+// StateRecords returns the state records with index > after, in order.
+func (s *Store) StateRecords(ctx context.Context, after int64) ([]leaf.StateRecord, error) {
+	return collect(ctx, s, "state records", fmt.Sprintf(store.StateRecordsQuery, "?"), store.ScanStateRecord, after)
+}
+
+// StateRows returns the state table.
+func (s *Store) StateRows(ctx context.Context) ([]store.StateRow, error) {
+	return collect(ctx, s, "state", store.StateRowsQuery, store.ScanStateRow)
+}
+
+// LegacyKeys returns the rows of the first release's api_keys table.
+func (s *Store) LegacyKeys(ctx context.Context) ([]store.Key, error) {
+	return collect(ctx, s, "legacy keys", store.LegacyKeysQuery, store.ScanKey)
+}
+
+// RecordCount counts the stored records of every kind and the size the
+// newest index implies, in one snapshot.
+func (s *Store) RecordCount(ctx context.Context) (count, size uint64, err error) {
+	var n, last int64
+	if err := s.r.QueryRowContext(ctx, store.RecordCountQuery).Scan(&n, &last); err != nil {
+		return 0, 0, fmt.Errorf("sqlite: count records: %w", err)
+	}
+	return uint64(n), uint64(last + 1), nil
+}
+
+// collect runs a query on the read pool and scans every row.
+func collect[T any](ctx context.Context, s *Store, what, query string, scan func(store.Row) (T, error), args ...any) ([]T, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: keys: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
-	keys, err := store.Collect(rows, store.ScanKey)
+	out, err := store.Collect(rows, scan)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: keys: %w", err)
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	return keys, nil
+	return out, nil
 }

@@ -50,6 +50,8 @@ type Store struct {
 	path       string
 	log        *slog.Logger
 	ins        map[string]insert // prepared INSERTs on the writer, by table
+	lock       *os.File          // the data folder's lock; nil when read-only
+	readOnly   bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -89,12 +91,19 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	path := filepath.Join(dir, FileName)
-	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{})}
+	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{}), readOnly: opt.ReadOnly}
 	if opt.ReadOnly {
-		return s, s.openReadOnly(ctx, opt)
+		if err := s.openReadOnly(ctx, opt); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create data folder: %w", err)
+	}
+	var err error
+	if s.lock, err = lockDir(dir); err != nil {
+		return nil, err
 	}
 	if err := s.open(ctx, dir, opt); err != nil {
 		s.closeAll()
@@ -283,7 +292,7 @@ func (s *Store) Path() string { return s.path }
 
 // Close stops the checkpointer, runs a final checkpoint and closes the pools.
 func (s *Store) Close() error {
-	if s.w == s.r { // read-only
+	if s.readOnly {
 		return s.r.Close()
 	}
 	select {
@@ -311,6 +320,9 @@ func (s *Store) closeAll() error {
 		if db != nil {
 			errs = append(errs, db.Close())
 		}
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close()) // releases the flock
 	}
 	return errors.Join(errs...)
 }

@@ -3,11 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/store"
@@ -18,26 +16,15 @@ const rowsPerInsert = 128
 
 // Head returns the size of the ledger and where the sequencer resumes.
 func (s *Store) Head(ctx context.Context) (store.Head, error) {
-	var h store.Head
-	var maxIdx, ts, maxPos sql.NullInt64
-	err := s.w.QueryRowContext(ctx, `SELECT idx, ts FROM events ORDER BY idx DESC LIMIT 1`).Scan(&maxIdx, &ts)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return h, fmt.Errorf("sqlite: head: %w", err)
-	}
-	if maxIdx.Valid {
-		h.Size = uint64(maxIdx.Int64) + 1
-		h.LastTimestamp = time.UnixMicro(ts.Int64).UTC()
-	}
-	if err := s.w.QueryRowContext(ctx, `SELECT max(pos) FROM tree_nodes`).Scan(&maxPos); err != nil {
-		return h, fmt.Errorf("sqlite: head: %w", err)
-	}
-	if maxPos.Valid {
-		h.NodeCount = uint64(maxPos.Int64) + 1
+	h, err := store.ReadHead(ctx, func(ctx context.Context, q string) store.Row { return s.w.QueryRowContext(ctx, q) },
+		func(err error) bool { return errors.Is(err, sql.ErrNoRows) })
+	if err != nil {
+		return h, fmt.Errorf("sqlite: %w", err)
 	}
 	return h, nil
 }
 
-// Append writes the batch (events, tree nodes, checkpoint, key changes) in
+// Append writes the batch (events, state records, tree nodes, checkpoint) in
 // one immediate transaction that synchronous=FULL makes durable before Append
 // returns, then queues the events for the secondary index, which follows on
 // its own connection. Queries see committed events at once either way.
@@ -73,10 +60,11 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("sqlite: insert checkpoint: %w", err)
 		}
 	}
-	for _, k := range b.Keys {
-		if err := applyKeyChange(ctx, tx, k); err != nil {
-			return err
-		}
+	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}, func(int) string { return "?" }, b.States); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
@@ -102,31 +90,46 @@ func (s *Store) eventRange(from, to uint64) ([]custos.Event, error) {
 
 var errRangeDone = errors.New("range done")
 
-// catchUpIndex indexes whatever the ledger holds beyond the index: after a
-// crash, a failed index commit, or a deleted index file (a full rebuild).
+// catchUpIndex indexes whatever events the ledger holds beyond the index:
+// after a crash, a failed index commit, or a deleted index file (a full
+// rebuild). Indices that hold state records have nothing to index.
 func (s *Store) catchUpIndex(ctx context.Context) error {
-	h, err := s.Head(ctx)
-	if err != nil {
-		return err
+	var maxIdx sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, `SELECT max(idx) FROM events`).Scan(&maxIdx); err != nil {
+		return fmt.Errorf("sqlite: catch up index: %w", err)
 	}
+	if !maxIdx.Valid {
+		return nil
+	}
+	end := uint64(maxIdx.Int64) + 1
 	for {
 		upto, err := s.ix.upto(ctx)
-		if err != nil || upto >= h.Size {
+		if err != nil || upto >= end {
 			return err
 		}
-		to := min(upto+50_000, h.Size)
-		evs, err := s.eventRange(to-1, to) // the last one; add() reads the rest
+		to := min(upto+50_000, end)
+		evs, err := s.eventRange(upto, to)
+		if err == nil && len(evs) == 0 {
+			// only state records in [upto, to): index up to the next event
+			err = s.ScanEvents(ctx, to, func(e custos.Event) error {
+				evs = append(evs, e)
+				return errRangeDone
+			})
+			if errors.Is(err, errRangeDone) {
+				err = nil
+			}
+		}
 		if err != nil {
 			return err
 		}
 		if len(evs) == 0 {
-			return fmt.Errorf("sqlite: event %d is missing from the ledger; run custos verify", to-1)
+			return fmt.Errorf("sqlite: event %d is missing from the ledger; run custos verify", end-1)
 		}
 		if err := s.ix.add(ctx, evs, s.eventRange); err != nil {
 			return err
 		}
-		if to < h.Size && to%200_000 < 50_000 {
-			s.log.Info("rebuilding the secondary index from the ledger", "indexed", to, "of", h.Size)
+		if to < end && to%200_000 < 50_000 {
+			s.log.Info("rebuilding the secondary index from the ledger", "indexed", to, "of", end)
 		}
 	}
 }
@@ -190,21 +193,11 @@ func insertRows(ctx context.Context, tx *sql.Tx, st insert, table string, n int,
 	return nil
 }
 
-func applyKeyChange(ctx context.Context, tx *sql.Tx, k store.KeyChange) error {
-	switch {
-	case k.Insert != nil:
-		scopes, _ := json.Marshal(k.Insert.Scopes)
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)`,
-			k.Insert.ID, k.Insert.Name, string(scopes), k.Insert.Hash, k.Insert.CreatedAt.UnixMicro(), k.Insert.CreatedBy)
-		if err != nil {
-			return fmt.Errorf("sqlite: insert api key: %w", err)
-		}
-	case k.Revoke != nil:
-		_, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-			k.Revoke.At.UnixMicro(), k.Revoke.ID)
-		if err != nil {
-			return fmt.Errorf("sqlite: revoke api key: %w", err)
-		}
+// AddCosignatures stores witnesses' cosignature lines with the checkpoint of
+// the given size, replacing those stored before (the caller merges).
+func (s *Store) AddCosignatures(ctx context.Context, size uint64, lines []byte) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE checkpoints SET cosignatures = ? WHERE size = ?`, lines, int64(size)); err != nil {
+		return fmt.Errorf("sqlite: store cosignatures: %w", err)
 	}
 	return nil
 }

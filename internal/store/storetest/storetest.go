@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/google/go-cmp/cmp"
 )
@@ -30,7 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"Filters", testFilters},
 		{"KeysetPaging", testPaging},
 		{"NodesAndCheckpoints", testNodesAndCheckpoints},
-		{"Keys", testKeys},
+		{"State", testState},
 		{"Scans", testScans},
 	}
 	for _, tt := range tests {
@@ -45,7 +46,8 @@ func Run(t *testing.T, open Opener) {
 var t0 = time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
 
 // Events returns n valid, normalised events at indices from..from+n-1 whose
-// fields vary with the index (patients p-0..p-9, users u-0..u-2).
+// fields vary with the index (patients p-0..p-9, users u-0..u-2; every fifth
+// a server event with extensions, every thirteenth a version 1 leaf).
 func Events(from uint64, n int) []custos.Event {
 	out := make([]custos.Event, n)
 	for i := range out {
@@ -58,6 +60,16 @@ func Events(from uint64, n int) []custos.Event {
 			PatientID: fmt.Sprintf("p-%d", idx%10), IPAddress: fmt.Sprintf("203.0.113.%d", idx%5),
 			UserAgent: "test/1", RequestMethod: "GET", RequestPath: fmt.Sprintf("/Patient/p-%d", idx%10),
 			Outcome: custos.OutcomeSuccess, StatusCode: 200, Source: "ehr",
+			LeafVersion: leaf.Current, Kind: custos.KindClient, SubmittedBy: "apikey:test",
+		}
+		if idx%5 == 0 {
+			out[i].Kind, out[i].SubmittedBy = custos.KindServer, "custos"
+			out[i].Disclosure = &custos.Disclosure{Recipient: "Acme Insurance", Purpose: "PAYMENT"}
+			out[i].Original = &custos.Original{Format: "application/fhir+json", Data: []byte(`{"resourceType":"AuditEvent"}`)}
+		}
+		if idx%13 == 0 {
+			out[i].LeafVersion, out[i].Kind, out[i].SubmittedBy = leaf.Version1, custos.KindClient, ""
+			out[i].Disclosure, out[i].Original = nil, nil
 		}
 		if idx%7 == 0 {
 			out[i].Changes = json.RawMessage(`{"field":"name","to":"x"}`)
@@ -242,34 +254,45 @@ func testNodesAndCheckpoints(t *testing.T, s store.Store) {
 	}
 }
 
-func testKeys(t *testing.T, s store.Store) {
+func testState(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	k := store.Key{ID: "k1", Name: "ingest for ehr", Scopes: []custos.Scope{custos.ScopeIngest},
-		Hash: []byte("0123456789abcdef0123456789abcdef"), CreatedAt: t0, CreatedBy: "admin"}
-	mustAppend(t, s, &store.Batch{Events: Events(0, 1), Keys: []store.KeyChange{{Insert: &k}}})
-	keys, err := s.Keys(ctx)
+	put := func(idx uint64, id, doc string) leaf.StateRecord {
+		return leaf.StateRecord{Index: idx, Timestamp: t0, SubmittedBy: "apikey:admin", Entity: "api_key", ID: id,
+			Op: leaf.OpPut, Doc: []byte(doc)}
+	}
+	mustAppend(t, s, &store.Batch{Events: Events(0, 1), States: []leaf.StateRecord{put(1, "k1", `{"v":1}`), put(2, "k2", `{"v":2}`)}})
+	mustAppend(t, s, &store.Batch{States: []leaf.StateRecord{put(3, "k1", `{"v":3}`),
+		{Index: 4, Timestamp: t0, SubmittedBy: "custos", Entity: "api_key", ID: "k2", Op: leaf.OpDelete}}})
+	if h, err := s.Head(ctx); err != nil || h.Size != 5 {
+		t.Errorf("Head after state records = %+v, %v; want size 5", h, err)
+	}
+	recs, err := s.StateRecords(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]store.Key{k}, keys); diff != "" {
-		t.Errorf("Keys (-want +got):\n%s", diff)
+	if len(recs) != 3 || recs[0].Index != 2 || recs[2].Op != leaf.OpDelete || recs[2].Doc != nil || string(recs[1].Doc) != `{"v":3}` {
+		t.Errorf("StateRecords(after 1) = %+v", recs)
 	}
-	at := t0.Add(time.Hour)
-	mustAppend(t, s, &store.Batch{Events: Events(1, 1), Keys: []store.KeyChange{{Revoke: &store.KeyRevocation{ID: "k1", At: at}}}})
-	keys, err = s.Keys(ctx)
+	rows, err := s.StateRows(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys[0].RevokedAt == nil || !keys[0].RevokedAt.Equal(at) {
-		t.Errorf("after revocation keys = %+v", keys)
+	want := []store.StateRow{{Entity: "api_key", ID: "k1", Doc: []byte(`{"v":3}`), Index: 3}}
+	if diff := cmp.Diff(want, rows); diff != "" {
+		t.Errorf("StateRows (-want +got):\n%s", diff)
 	}
-	dup := k
-	dup.ID = "k2"
-	if err := s.Append(ctx, &store.Batch{Events: Events(2, 1), Keys: []store.KeyChange{{Insert: &dup}}}); err == nil {
-		t.Error("a second key with the same hash was stored")
+	if n, size, err := s.RecordCount(ctx); err != nil || n != 5 || size != 5 {
+		t.Errorf("RecordCount = %d, %d, %v; want 5, 5", n, size, err)
 	}
-	if h, _ := s.Head(ctx); h.Size != 2 {
-		t.Errorf("the failed key batch stored its event: size %d, want 2", h.Size)
+	// A batch whose state record collides fails whole: nothing of it is stored.
+	if err := s.Append(ctx, &store.Batch{Events: Events(5, 1), States: []leaf.StateRecord{put(3, "k9", `{}`)}}); err == nil {
+		t.Error("a state record at a used index was stored")
+	}
+	if h, _ := s.Head(ctx); h.Size != 5 {
+		t.Errorf("the failed batch stored its event: size %d, want 5", h.Size)
+	}
+	if legacy, err := s.LegacyKeys(ctx); err != nil || len(legacy) != 0 {
+		t.Errorf("LegacyKeys = %v, %v", legacy, err)
 	}
 }
 

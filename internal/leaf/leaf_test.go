@@ -1,4 +1,4 @@
-package ledger
+package leaf
 
 import (
 	"encoding/base64"
@@ -15,12 +15,12 @@ func goldenEvents() []custos.Event {
 	occurred := time.Date(2026, 11, 1, 7, 59, 59, 123456000, time.UTC)
 	return []custos.Event{
 		{
-			Index: 0, Timestamp: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC),
+			LeafVersion: Version1, Index: 0, Timestamp: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC),
 			User:   custos.User{ID: "system", Roles: []string{}},
 			Action: custos.ActionLogin, ResourceType: "Session", Outcome: custos.OutcomeSuccess,
 		},
 		{
-			Index: 42, Timestamp: time.Date(2026, 11, 1, 8, 0, 1, 500000000, time.UTC), OccurredAt: &occurred,
+			LeafVersion: Version1, Index: 42, Timestamp: time.Date(2026, 11, 1, 8, 0, 1, 500000000, time.UTC), OccurredAt: &occurred,
 			User:   custos.User{ID: "dr.grey", Name: "Meredith Grey", Roles: []string{"physician", "surgeon"}},
 			Action: custos.ActionRead, ResourceType: "Patient", ResourceID: "p-123", PatientID: "p-123",
 			IPAddress: "203.0.113.7", UserAgent: "Mozilla/5.0", RequestMethod: "GET", RequestPath: "/Patient/p-123",
@@ -56,7 +56,7 @@ func TestGoldenVectors(t *testing.T) {
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
-	for _, e := range goldenEvents() {
+	for _, e := range append(goldenEvents(), goldenEventsV2()...) {
 		leaf := EncodeEvent(&e)
 		got, err := DecodeEvent(leaf)
 		if err != nil {
@@ -72,7 +72,8 @@ func TestDecodeRejects(t *testing.T) {
 	good := EncodeEvent(&goldenEvents()[1])
 	for name, b := range map[string][]byte{
 		"empty":          nil,
-		"wrong version":  append([]byte{2}, good[1:]...),
+		"wrong version":  append([]byte{3}, good[1:]...),
+		"v2 of v1 bytes": append([]byte{2}, good[1:]...),
 		"wrong kind":     append([]byte{1, 9}, good[2:]...),
 		"truncated":      good[:len(good)-1],
 		"trailing bytes": append(append([]byte{}, good...), 0),
@@ -86,7 +87,7 @@ func TestDecodeRejects(t *testing.T) {
 // FuzzDecodeEvent: decoding never panics, and whatever decodes re-encodes to
 // exactly the same bytes (the encoding is canonical).
 func FuzzDecodeEvent(f *testing.F) {
-	for _, e := range goldenEvents() {
+	for _, e := range append(goldenEvents(), goldenEventsV2()...) {
 		f.Add(EncodeEvent(&e))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -1,0 +1,3 @@
+package cli
+
+func isSchemaProblem(err error) bool { return err != nil }

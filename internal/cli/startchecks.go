@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/witness"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// checkBeforeStart refuses to extend a store that fails the cheap checks:
+// its schema is the migrations' own, its records are contiguous, and its
+// unsigned tail is no more than a crash leaves. (ledger.Open then checks the
+// latest checkpoint; CheckState the state tables; the witnesses the size.)
+func checkBeforeStart(ctx context.Context, st store.Store, cfg ledger.Config) error {
+	type schemaChecker interface {
+		CheckSchema(ctx context.Context) error
+	}
+	if sc, ok := st.(schemaChecker); ok {
+		if err := sc.CheckSchema(ctx); err != nil {
+			return fmt.Errorf("%w; refusing to start: run custos verify", err)
+		}
+	}
+	return ledger.CheckBeforeStart(ctx, st, cfg)
+}
+
+func parseWitnesses(specs []string) ([]*witness.Witness, error) {
+	var out []*witness.Witness
+	for _, s := range specs {
+		w, err := witness.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("--witness %q: %w", s, err)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// firstWitnessRound offers the latest checkpoint to the witnesses before
+// serving: a witness that has seen a larger tree proves the store was rolled
+// back, and the server refuses to start. A witness that is down does not
+// stop the start; the witnesser retries it. Then the witnesser runs, and
+// its state is exported as metrics.
+func (s *server) firstWitnessRound(ctx context.Context, reg *prometheus.Registry) error {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	s.wit.Round(rctx)
+	cancel()
+	if c := s.wit.Critical(); c != "" {
+		return fmt.Errorf("CRITICAL: %s; refusing to start: run custos verify with a trusted checkpoint", c)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.wit.Run(wctx)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custos_witness_critical", Help: "1 when a witness refused the log's checkpoints: it went backwards or forked.",
+	}, func() float64 {
+		if s.wit.Critical() != "" {
+			return 1
+		}
+		return 0
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custos_witness_unwitnessed_seconds", Help: "Seconds since the oldest witness last cosigned a checkpoint.",
+	}, func() float64 {
+		var worst float64
+		for _, st := range s.wit.Status() {
+			if st.LastOK.IsZero() {
+				continue
+			}
+			worst = max(worst, time.Since(st.LastOK).Seconds())
+		}
+		return worst
+	}))
+	return nil
+}
+
+// critical is what the readiness probe reports: a CRITICAL witness alert.
+func (s *server) critical() string {
+	if s.wit == nil {
+		return ""
+	}
+	return s.wit.Critical()
+}

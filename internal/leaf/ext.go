@@ -1,0 +1,109 @@
+package leaf
+
+import (
+	"encoding/binary"
+
+	"github.com/custos-audit/custos"
+)
+
+// Extension tags of version 2 audit events. A tag's meaning never changes;
+// new optional fields take new tags, so they need no new version.
+const (
+	tagDisclosureRecipient = 1
+	tagDisclosureAddress   = 2
+	tagDisclosurePurpose   = 3
+	tagOriginalFormat      = 4
+	tagOriginalData        = 5
+)
+
+// EncodeExt returns the extension section of a version 2 event:
+//
+//	count (uvarint) | count × (tag (uvarint) | value (uvarint length + bytes))
+//
+// with tags strictly increasing and only non-empty values present. An event
+// with no extension encodes as the single byte 0x00. Stores keep these bytes
+// as they are (NULL for none), so a verifier hashes them without knowing
+// every tag.
+func EncodeExt(e *custos.Event) []byte {
+	type kv struct {
+		tag uint64
+		v   string
+	}
+	var fields []kv
+	if d := e.Disclosure; d != nil {
+		fields = append(fields, kv{tagDisclosureRecipient, d.Recipient}, kv{tagDisclosureAddress, d.Address},
+			kv{tagDisclosurePurpose, d.Purpose})
+	}
+	if o := e.Original; o != nil {
+		fields = append(fields, kv{tagOriginalFormat, o.Format}, kv{tagOriginalData, string(o.Data)})
+	}
+	n := 0
+	for _, f := range fields {
+		if f.v != "" {
+			n++
+		}
+	}
+	b := binary.AppendUvarint(nil, uint64(n))
+	for _, f := range fields {
+		if f.v != "" {
+			b = binary.AppendUvarint(b, f.tag)
+			b = appendString(b, f.v)
+		}
+	}
+	return b
+}
+
+// DecodeExt sets the event's extension fields from an extension section as
+// EncodeExt writes it; nil or empty means none.
+func DecodeExt(b []byte, e *custos.Event) error {
+	if len(b) == 0 {
+		return nil
+	}
+	d := decoder{b: b}
+	d.ext(e)
+	return d.end()
+}
+
+// ext reads an extension section: canonical (strictly increasing known tags,
+// non-empty values) or a failure.
+func (d *decoder) ext(e *custos.Event) {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return
+	}
+	var last uint64
+	for range n {
+		tag := d.uvarint()
+		v := d.string()
+		if d.err != nil {
+			return
+		}
+		if tag <= last || v == "" {
+			d.fail()
+			return
+		}
+		last = tag
+		switch tag {
+		case tagDisclosureRecipient, tagDisclosureAddress, tagDisclosurePurpose:
+			if e.Disclosure == nil {
+				e.Disclosure = &custos.Disclosure{}
+			}
+			*[]*string{&e.Disclosure.Recipient, &e.Disclosure.Address, &e.Disclosure.Purpose}[tag-tagDisclosureRecipient] = v
+		case tagOriginalFormat:
+			e.Original = &custos.Original{Format: v}
+		case tagOriginalData:
+			if e.Original == nil {
+				d.fail() // data without its format
+				return
+			}
+			e.Original.Data = []byte(v)
+		default:
+			d.fail() // a tag this release does not know
+			return
+		}
+	}
+	if e.Original != nil && len(e.Original.Data) == 0 {
+		d.fail()
+	}
+}

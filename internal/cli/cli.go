@@ -32,6 +32,7 @@ func commands() []command {
 		{"verify", "check the whole ledger; exit 0 when intact, 1 naming the first bad record", verify},
 		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", benchCmd},
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
+		{"admin-key", "create an administrator key on a stopped store, recorded in the ledger", adminKey},
 	}
 }
 

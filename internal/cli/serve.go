@@ -149,8 +149,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	}
 	seq, err := ledger.Open(ctx, st, st, st, signer, lcfg)
 	if err == nil {
-		err = ledger.CheckState(ctx, st, signer.VerifierKey())
-		if err != nil {
+		if err = recordLogKey(ctx, st, seq, signer); err != nil {
 			seq.Close()
 		}
 	}

@@ -27,6 +27,20 @@ func checkBeforeStart(ctx context.Context, st store.Store, cfg ledger.Config) er
 	return ledger.CheckBeforeStart(ctx, st, cfg)
 }
 
+// recordLogKey checks the state tables against the ledger and the signing
+// key against the one the ledger records, recording it on the first start.
+func recordLogKey(ctx context.Context, st store.Store, seq *ledger.Sequencer, signer *ledger.Signer) error {
+	p, err := ledger.CheckState(ctx, st, signer.VerifierKey())
+	if err != nil {
+		return err
+	}
+	if rec, err := p.RecordedKey(); err != nil || rec != "" {
+		return err
+	}
+	_, err = seq.Append(ctx, "custos", nil, ledger.LogKeyRecord(signer.VerifierKey()))
+	return err
+}
+
 func parseWitnesses(specs []string) ([]*witness.Witness, error) {
 	var out []*witness.Witness
 	for _, s := range specs {

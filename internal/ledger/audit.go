@@ -438,6 +438,10 @@ func (a *auditor) checkState(ctx context.Context, src AuditSource) {
 		a.fail(a.rng.End(), "%v", err)
 		return
 	}
+	if err := a.proj.CheckLogKey(a.opt.VKey); err != nil {
+		a.fail(a.rng.End(), "%v (every checkpoint was re-signed with a new key)", err)
+		return
+	}
 	legacy, err := src.LegacyKeys(ctx)
 	if err != nil {
 		a.scanErr = err

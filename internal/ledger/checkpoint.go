@@ -93,6 +93,15 @@ func OpenCheckpoint(signed []byte, vkey string) (*log.Checkpoint, error) {
 	return cp, nil
 }
 
+// NewSignerFromFile reads a note private key from path.
+func NewSignerFromFile(path string) (*Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read signing key: %w", err)
+	}
+	return NewSigner(string(b))
+}
+
 // KeyFileName is the signing key's file inside the data folder.
 const KeyFileName = "checkpoint.key"
 

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -91,18 +92,20 @@ func recordTime(ctx context.Context, st StartSource, index uint64) (time.Time, e
 
 // CheckState replays every state record, each proven against the signed
 // checkpoints, and compares the state table with the replay: a row that no
-// record backs, or that differs from its record, stops the start.
-func CheckState(ctx context.Context, st StartSource, vkey string) error {
+// record backs, or that differs from its record, stops the start, and so
+// does a signing key other than the one the ledger records. It returns the
+// projection.
+func CheckState(ctx context.Context, st StartSource, vkey string) (Projection, error) {
 	recs, err := NewStateFeed(st, vkey).Since(ctx, -1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	all, err := st.StateRecords(ctx, -1)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(recs) != len(all) {
-		return fmt.Errorf("ledger: state record %d is not covered by a signed checkpoint (each is signed as it commits): run custos verify", all[len(recs)].Index)
+		return nil, fmt.Errorf("ledger: state record %d is not covered by a signed checkpoint (each is signed as it commits): run custos verify", all[len(recs)].Index)
 	}
 	p := Projection{}
 	for i := range recs {
@@ -110,10 +113,58 @@ func CheckState(ctx context.Context, st StartSource, vkey string) error {
 	}
 	rows, err := st.StateRows(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.Compare(rows); err != nil {
-		return fmt.Errorf("ledger: %w; run custos verify", err)
+		return nil, fmt.Errorf("ledger: %w; run custos verify", err)
+	}
+	if err := p.CheckLogKey(vkey); err != nil {
+		return nil, fmt.Errorf("ledger: %w; refusing to sign with it", err)
+	}
+	return p, nil
+}
+
+// The log's own signing key is recorded in the ledger as a state record, so
+// that a key swapped in the data folder (and every checkpoint re-signed with
+// it) is caught without a pinned key: the ledger still names the old one.
+const (
+	LogEntity = "log"
+	LogKeyID  = "signing-key"
+)
+
+type logKeyDoc struct {
+	VerifierKey string `json:"verifier_key"`
+}
+
+// LogKeyRecord is the state record that names the log's verifier key.
+func LogKeyRecord(vkey string) leaf.StateRecord {
+	b, _ := json.Marshal(logKeyDoc{VerifierKey: vkey}) // always marshals
+	return leaf.StateRecord{Entity: LogEntity, ID: LogKeyID, Op: leaf.OpPut, Doc: b}
+}
+
+// RecordedKey returns the verifier key the projection records for the log,
+// or "" when none is recorded (a store of the first release, until its
+// first start by this one).
+func (p Projection) RecordedKey() (string, error) {
+	row, ok := p[leaf.StateKey{Entity: LogEntity, ID: LogKeyID}]
+	if !ok {
+		return "", nil
+	}
+	var d logKeyDoc
+	if err := json.Unmarshal(row.Doc, &d); err != nil || d.VerifierKey == "" {
+		return "", fmt.Errorf("record %d names the log's key in an unknown form", row.Index)
+	}
+	return d.VerifierKey, nil
+}
+
+// CheckLogKey compares the key the ledger records with vkey.
+func (p Projection) CheckLogKey(vkey string) error {
+	rec, err := p.RecordedKey()
+	if err != nil {
+		return err
+	}
+	if rec != "" && rec != vkey {
+		return fmt.Errorf("the ledger records the log's verifier key %s, but the key in use is %s: the signing key was replaced", rec, vkey)
 	}
 	return nil
 }

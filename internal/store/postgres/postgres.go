@@ -31,13 +31,26 @@ const migrationLock = 0x637573746f73_01
 type Options struct {
 	MaxConns int32 // pool size (default 8)
 	ReadOnly bool  // do not migrate (verify); the schema must be current
-	Logger   *slog.Logger
+	// Exclusive opens the store only when no other Custos process writes to
+	// it (custos admin-key); otherwise Open fails with ErrInUse.
+	Exclusive bool
+	Logger    *slog.Logger
 }
+
+// presenceLock is the session advisory lock every writing process holds
+// (shared) while it runs, and that an exclusive opening takes alone
+// ("custos run").
+const presenceLock = 0x637573746f73_03
+
+// ErrInUse is returned by an Exclusive Open while a server runs on the
+// database.
+var ErrInUse = errors.New("a custos server is running on this database")
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool *pgxpool.Pool
-	log  *slog.Logger
+	pool     *pgxpool.Pool
+	presence *pgx.Conn // holds presenceLock while the store is open for writing
+	log      *slog.Logger
 
 	partMu sync.Mutex
 	parts  map[int64]bool // months (µs of their first instant) whose partition exists
@@ -77,11 +90,44 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
 	s := &Store{pool: pool, log: opt.Logger, parts: map[int64]bool{}}
+	if !opt.ReadOnly {
+		if err := s.announce(ctx, cfg.ConnConfig, opt.Exclusive); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
 	if err := s.migrate(ctx, opt.ReadOnly); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// announce takes the presence lock on a connection of its own: shared for a
+// server (several nodes may run), exclusive for a process that must run
+// alone.
+func (s *Store) announce(ctx context.Context, cc *pgx.ConnConfig, exclusive bool) error {
+	conn, err := pgx.ConnectConfig(ctx, cc.Copy())
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	fn := "pg_try_advisory_lock_shared"
+	if exclusive {
+		fn = "pg_try_advisory_lock"
+	}
+	var ok bool
+	// Keyed by schema too: stores in two schemas of one database are two
+	// ledgers.
+	if err := conn.QueryRow(ctx, `SELECT `+fn+`(hashtextextended(current_schema(), $1))`, int64(presenceLock)).Scan(&ok); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("postgres: presence lock: %w", err)
+	}
+	if !ok {
+		conn.Close(ctx)
+		return fmt.Errorf("postgres: %w; stop every custos serve on it first", ErrInUse)
+	}
+	s.presence = conn
+	return nil
 }
 
 func (s *Store) migrate(ctx context.Context, readOnly bool) error {
@@ -140,6 +186,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
+	if s.presence != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.presence.Close(ctx) // ends the session, and its lock
+	}
 	return nil
 }
 

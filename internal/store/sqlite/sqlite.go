@@ -40,6 +40,7 @@ type Options struct {
 	CacheKiB           int           // writer page cache (default 256 MiB)
 	CheckpointInterval time.Duration // WAL checkpoint period (default 1 s)
 	ReadOnly           bool          // open an existing store without writing to it (verify)
+	MustExist          bool          // refuse to create a new store (admin-key)
 	Logger             *slog.Logger
 }
 
@@ -97,6 +98,11 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 			return nil, err
 		}
 		return s, nil
+	}
+	if opt.MustExist {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("sqlite: no Custos store at %s: %w", path, err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create data folder: %w", err)

@@ -177,22 +177,23 @@ func pushSeq[T any](ctx context.Context, scan func(context.Context, func(T) erro
 }
 
 type auditor struct {
-	rep      *AuditReport
-	opt      AuditOptions
-	rng      *compact.Range
-	lastTS   time.Time
-	nextNode func() (store.Node, bool)
-	nextCP   func() (store.Checkpoint, bool)
-	cp       *store.Checkpoint // the next checkpoint to reach, already signature-checked
-	cpRoot   []byte            // its signed root
-	lastCPAt time.Time         // created_at of the last checkpoint reached
-	verified uint64            // size of the last checkpoint whose root matched
-	states   []leaf.StateRecord
-	proj     Projection
-	anchors  []Anchor // sorted by size; checked as the tree reaches them
-	seg      segment  // the records since the last checkpoint
-	problem  *Problem
-	scanErr  error
+	rep       *AuditReport
+	opt       AuditOptions
+	rng       *compact.Range
+	lastTS    time.Time
+	nextNode  func() (store.Node, bool)
+	nextCP    func() (store.Checkpoint, bool)
+	cp        *store.Checkpoint // the next checkpoint to reach, already signature-checked
+	cpRoot    []byte            // its signed root
+	lastCPAt  time.Time         // created_at of the last checkpoint reached
+	verified  uint64            // size of the last checkpoint whose root matched
+	coveredTS time.Time         // timestamp of its last record
+	states    []leaf.StateRecord
+	proj      Projection
+	anchors   []Anchor // sorted by size; checked as the tree reaches them
+	seg       segment  // the records since the last checkpoint
+	problem   *Problem
+	scanErr   error
 }
 
 // segment follows the records after one checkpoint, to find a checkpoint
@@ -342,7 +343,7 @@ func (a *auditor) record(ts time.Time, h []byte, what string) *Problem {
 		if a.checkSegment(size) != nil {
 			return a.problem
 		}
-		a.verified = a.cp.Size
+		a.verified, a.coveredTS = a.cp.Size, ts
 		a.pullCheckpoint()
 		if a.problem != nil {
 			return a.problem
@@ -415,6 +416,11 @@ func (a *auditor) finish() {
 	if a.rep.Uncovered > 0 && !a.opt.AllowUncoveredTail && a.seg.hasLate {
 		a.fail(a.seg.late, "the last %d records (from %d) are not covered by a signed checkpoint and span more than the checkpoint interval (%s): a crash leaves at most one interval unsigned, so checkpoints were deleted or the tail was rewritten",
 			a.rep.Uncovered, a.verified, a.opt.CheckpointInterval)
+		return
+	}
+	if late := a.lastTS.Sub(a.coveredTS); a.rep.Uncovered > 0 && !a.opt.AllowUncoveredTail && a.verified > 0 && late > TailAllowance(a.opt.CheckpointInterval) {
+		a.fail(a.verified, "the last %d records (from %d) are not covered by a signed checkpoint and are %s later than the last covered record: a crash leaves at most %s unsigned, so they were forged or their checkpoints deleted",
+			a.rep.Uncovered, a.verified, late.Round(time.Millisecond), TailAllowance(a.opt.CheckpointInterval))
 		return
 	}
 	if a.rep.Uncovered > 0 && !a.opt.AllowUncoveredTail {

@@ -67,8 +67,24 @@ func CheckBeforeStart(ctx context.Context, st StartSource, cfg Config) error {
 		return fmt.Errorf("ledger: the records from %d on are not covered by a signed checkpoint and span %s, more than the checkpoint interval (%s) a crash can leave: checkpoints were deleted; run custos verify",
 			covered, span.Round(time.Millisecond), cfg.CheckpointInterval)
 	}
+	if covered > 0 {
+		last, err := recordTime(ctx, st, covered-1)
+		if err != nil {
+			return err
+		}
+		if late := h.LastTimestamp.Sub(last); late > TailAllowance(cfg.CheckpointInterval) {
+			return fmt.Errorf("ledger: the records from %d on are not covered by a signed checkpoint and are %s later than the last covered record: a crash leaves at most %s unsigned, so they were forged or their checkpoints deleted; run custos verify",
+				covered, late.Round(time.Millisecond), TailAllowance(cfg.CheckpointInterval))
+		}
+	}
 	return nil
 }
+
+// TailAllowance is how much later than the last record a checkpoint covers
+// an unsigned record can be when a crash left it: the server signs a
+// checkpoint in the first commit an interval after the last one, and that
+// one is at most an interval after the record it covers.
+func TailAllowance(interval time.Duration) time.Duration { return 2*interval + gapSlack }
 
 // recordTime returns the timestamp of the record at index, an event or a
 // state record.

@@ -1,0 +1,410 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/authn"
+	"github.com/custos-audit/custos/internal/leaf"
+	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/ledger/ledgertest"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/store/sqlite"
+	"github.com/transparency-dev/merkle/compact"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The tests in this file play an insider with write access to the store's
+// files and no signing key, one attack class at a time, each in more than
+// one variant, and show that verify and the server's start checks catch it.
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+const tamperAdmin = "tamper-admin-token-0123456789"
+
+// timedLedger is a store written over simulated minutes: the log's key
+// record, an administrator and an ingest key (revoked later), and batches of
+// events 5 s apart, each batch signed by its own checkpoint (interval 1 s).
+type timedLedger struct {
+	dir, vkey string
+	ingestID  string
+	trusted   string // a checkpoint saved by an auditor before the end, as a file
+	trustedAt uint64 // its size
+	size      uint64
+}
+
+func newTimedLedger(t *testing.T) *timedLedger {
+	t.Helper()
+	ctx := context.Background()
+	tl := &timedLedger{dir: t.TempDir()}
+	clk := &fakeClock{now: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+	l := ledgertest.Open(t, tl.dir, "custos.test/tamper", ledger.Config{CheckpointInterval: time.Second, Now: clk.Now})
+	tl.vkey = l.Signer.VerifierKey()
+	if _, err := l.Seq.Append(ctx, "custos", nil, ledger.LogKeyRecord(tl.vkey)); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, tl.vkey), clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := keys.Create(ctx, nil, "admin", []custos.Scope{custos.ScopeAdmin}, tamperAdmin); err != nil {
+		t.Fatal(err)
+	}
+	ingest, _, err := keys.Create(ctx, nil, "ehr", []custos.Scope{custos.ScopeIngest}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.ingestID = ingest.ID
+	for b := range 12 {
+		clk.Add(5 * time.Second)
+		var evs []custos.Event
+		for j := range 4 {
+			evs = append(evs, custos.Event{User: custos.User{ID: fmt.Sprintf("dr-%d", j), Roles: []string{}},
+				Action: custos.ActionRead, ResourceType: "Patient", PatientID: fmt.Sprintf("p-%d", (b+j)%5),
+				IPAddress: "203.0.113.9", Outcome: custos.OutcomeSuccess})
+		}
+		if _, err := l.Seq.Append(ctx, "apikey:"+ingest.ID, evs); err != nil {
+			t.Fatal(err)
+		}
+		if b == 3 {
+			if err := keys.Revoke(ctx, nil, ingest.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if b == 8 {
+			cp, err := l.Store.LatestCheckpoint(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tl.trusted, tl.trustedAt = filepath.Join(t.TempDir(), "trusted.checkpoint"), cp.Size
+			if err := os.WriteFile(tl.trusted, cp.Note, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h, err := l.Store.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.size = h.Size
+	l.Close()
+	return tl
+}
+
+// checkpointSizes lists the stored checkpoints' sizes.
+func (tl *timedLedger) checkpointSizes(t *testing.T) []uint64 {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), tl.dir, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var sizes []uint64
+	st.ScanCheckpoints(context.Background(), func(c store.Checkpoint) error { sizes = append(sizes, c.Size); return nil })
+	return sizes
+}
+
+// sizeBefore is the size of the last checkpoint smaller than size.
+func (tl *timedLedger) sizeBefore(t *testing.T, size uint64) uint64 {
+	t.Helper()
+	var best uint64
+	for _, s := range tl.checkpointSizes(t) {
+		if s < size {
+			best = s
+		}
+	}
+	return best
+}
+
+// rollback deletes every record from size on, with its tree nodes and the
+// checkpoints beyond: a self-consistent earlier state of the ledger.
+func (tl *timedLedger) rollback(t *testing.T, size uint64) {
+	t.Helper()
+	tamper(t, tl.dir,
+		fmt.Sprintf(`DELETE FROM events WHERE idx >= %d`, size),
+		fmt.Sprintf(`DELETE FROM state_records WHERE idx >= %d`, size),
+		fmt.Sprintf(`DELETE FROM tree_nodes WHERE pos >= %d`, ledger.NodeCount(size)),
+		fmt.Sprintf(`DELETE FROM checkpoints WHERE size > %d`, size))
+}
+
+// retree recomputes every tree node from the stored records, as an
+// attacker without the key can.
+func (tl *timedLedger) retree(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, tl.dir, sqlite.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := st.StateRecords(ctx, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes := map[uint64][]byte{}
+	st.ScanEvents(ctx, 0, func(e custos.Event) error { hashes[e.Index] = leaf.LeafHash(&e); return nil })
+	for i := range states {
+		hashes[states[i].Index] = leaf.StateHash(&states[i])
+	}
+	st.Close()
+	rng := ledger.NewEmptyRange()
+	stmts := []string{`DELETE FROM tree_nodes`}
+	for i := uint64(0); i < uint64(len(hashes)); i++ {
+		rng.Append(hashes[i], func(id compact.NodeID, h []byte) {
+			stmts = append(stmts, fmt.Sprintf(`INSERT INTO tree_nodes (pos, hash) VALUES (%d, X'%x')`, ledger.NodePos(id), h))
+		})
+	}
+	tamper(t, tl.dir, stmts...)
+}
+
+// expectVerify runs verify with extra flags and checks its exit code and
+// that its output says want.
+func expectVerify(t *testing.T, dir string, code int, want string, extra ...string) {
+	t.Helper()
+	got, out := runVerify(t, dir, extra...)
+	if got != code || !strings.Contains(out, want) {
+		t.Fatalf("verify %v: exit %d, want %d with %q:\n%s", extra, got, code, want, out)
+	}
+}
+
+// expectStartRefused starts a server on dir and expects it to refuse,
+// naming want.
+func expectStartRefused(t *testing.T, dir, want string) {
+	t.Helper()
+	cfg := serverConfig{data: dir, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
+		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
+	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil {
+		srv.shutdown()
+		t.Fatalf("the server started on a tampered store; want a refusal naming %q", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("the server refused to start, but with %q; want it to name %q", err, want)
+	}
+}
+
+func TestTamperIntactBaseline(t *testing.T) {
+	tl := newTimedLedger(t)
+	expectVerify(t, tl.dir, exitOK, "OK: ", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
+	expectVerify(t, tl.dir, exitOK, "anchors: 1 trusted checkpoints extended", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
+	expectVerify(t, tl.dir, exitOK, "NOT pinned")
+	expectVerify(t, tl.dir, exitOK, "anchors: none")
+}
+
+// Rollback: the newest records deleted with their nodes and checkpoints
+// leave a self-consistent ledger; only an anchor outside the store shows it.
+func TestTamperRollback(t *testing.T) {
+	t.Run("truncated to an earlier checkpoint", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tl.rollback(t, tl.sizeBefore(t, tl.trustedAt))
+		expectVerify(t, tl.dir, exitOK, "anchors: none") // the ledger alone cannot tell
+		expectVerify(t, tl.dir, exitProblem, "the trusted checkpoint "+tl.trusted+" covers", "--trusted-checkpoint", tl.trusted)
+	})
+	t.Run("rolled back, then extended into a fork", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tl.rollback(t, tl.sizeBefore(t, tl.trustedAt))
+		tl.appendThroughServer(t, 30) // the server signs the fork with the real key
+		expectVerify(t, tl.dir, exitProblem, "is not an extension of the trusted checkpoint", "--trusted-checkpoint", tl.trusted)
+	})
+}
+
+// appendThroughServer starts the real server on the store and appends n
+// events through its API, then stops it.
+func (tl *timedLedger) appendThroughServer(t *testing.T, n int) {
+	t.Helper()
+	cfg := serverConfig{data: tl.dir, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
+		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
+	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown()
+	for i := range n {
+		postEvent(t, srv.url, tamperAdmin, fmt.Sprintf(`{"user":{"id":"fork-%d"},"action":"READ","resource_type":"Patient"}`, i))
+	}
+}
+
+// Rewriting the uncovered tail: records changed or forged where no
+// checkpoint (any more) covers them. The server must not sign them.
+func TestTamperUncoveredTail(t *testing.T) {
+	t.Run("record changed, tree recomputed, covering checkpoints deleted", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		sizes := tl.checkpointSizes(t)
+		keep := sizes[len(sizes)-5]
+		tamper(t, tl.dir, fmt.Sprintf(`UPDATE events SET user_id = 'mallory' WHERE idx = %d`, tl.size-3),
+			fmt.Sprintf(`DELETE FROM checkpoints WHERE size > %d`, keep))
+		tl.retree(t)
+		expectVerify(t, tl.dir, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+	})
+	t.Run("forged record appended at the tail", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tamper(t, tl.dir, fmt.Sprintf(`INSERT INTO events SELECT %d, ts + 60000000, occurred_at, 'mallory', user_name, user_roles,
+			action, resource_type, resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes,
+			outcome, status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason,
+			leaf_version, leaf_kind, submitted_by, ext FROM events WHERE idx = %d`, tl.size, tl.size-1))
+		tl.retree(t)
+		expectVerify(t, tl.dir, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+	})
+}
+
+// Swapping the key: every checkpoint re-signed with a new key placed in the
+// data folder. The ledger records its own key, so even the default verify
+// (no pinned key) fails, and so does the start.
+func TestTamperSwappedKey(t *testing.T) {
+	swap := func(t *testing.T, tl *timedLedger) {
+		t.Helper()
+		skey, _, err := note.GenerateKey(nil, "custos.test/tamper")
+		if err != nil {
+			t.Fatal(err)
+		}
+		forger, err := ledger.NewSigner(skey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		st, err := sqlite.Open(ctx, tl.dir, sqlite.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stmts []string
+		st.ScanCheckpoints(ctx, func(c store.Checkpoint) error {
+			cp, err := ledger.OpenCheckpoint(c.Note, tl.vkey)
+			if err != nil {
+				return err
+			}
+			signed, _ := forger.Sign(cp.Size, cp.Hash)
+			stmts = append(stmts, fmt.Sprintf(`UPDATE checkpoints SET note = X'%x' WHERE size = %d`, signed, c.Size))
+			return nil
+		})
+		st.Close()
+		tamper(t, tl.dir, stmts...)
+		if err := os.WriteFile(filepath.Join(tl.dir, ledger.KeyFileName), []byte(skey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("default verify", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		swap(t, tl)
+		expectVerify(t, tl.dir, exitProblem, "the signing key was replaced")
+		expectStartRefused(t, tl.dir, "the signing key was replaced")
+	})
+	t.Run("pinned key and trusted checkpoint", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		swap(t, tl)
+		expectVerify(t, tl.dir, exitProblem, "does not verify with the log's public key", "--public-key", tl.vkey)
+		expectVerify(t, tl.dir, exitProblem, "the signing key was replaced", "--trusted-checkpoint", tl.trusted)
+	})
+}
+
+// State tables that no record backs: rows inserted, edited or deleted behind
+// Custos's back. verify names the row; the server refuses to start; and a
+// running server never believes them (TestStateRowsNeverTrusted).
+func TestTamperStateTables(t *testing.T) {
+	for name, tc := range map[string]struct{ stmt, want string }{
+		"admin key inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'api_key', 'evil', replace(replace(doc, id, 'evil'), '"ingest"', '"admin"'), idx FROM state WHERE entity = 'api_key' LIMIT 1`,
+			"state row api_key evil has no record"},
+		"key un-revoked": {`UPDATE state SET doc = json_remove(doc, '$.revoked_at', '$.revoked_by') WHERE doc LIKE '%revoked_at%'`, "differs from record"},
+		"scopes widened": {`UPDATE state SET doc = replace(doc, '"ingest"', '"admin"') WHERE doc LIKE '%"ingest"%'`, "differs from record"},
+		"row deleted":    {`DELETE FROM state WHERE doc LIKE '%"ingest"%'`, "is missing"},
+		"row re-pointed": {`UPDATE state SET idx = idx - 1 WHERE entity = 'api_key'`, "the ledger's latest record for it is"},
+		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', X'00', 0, 'x')`, "api_keys"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tl := newTimedLedger(t)
+			tamper(t, tl.dir, tc.stmt)
+			expectVerify(t, tl.dir, exitProblem, tc.want, "--public-key", tl.vkey)
+			expectStartRefused(t, tl.dir, strings.SplitN(tc.want, " (", 2)[0])
+		})
+	}
+	t.Run("state record forged", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tamper(t, tl.dir, fmt.Sprintf(`INSERT INTO state_records SELECT %d, ts, submitted_by, entity, 'evil', op, doc FROM state_records WHERE entity = 'api_key' LIMIT 1`, tl.size))
+		expectVerify(t, tl.dir, exitProblem, fmt.Sprintf("record %d:", tl.size), "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "run custos verify")
+	})
+}
+
+// Checkpoints deleted: all of them, or some in the middle, or one dated
+// before the one preceding it.
+func TestTamperCheckpoints(t *testing.T) {
+	t.Run("all deleted", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tamper(t, tl.dir, `DELETE FROM checkpoints`)
+		expectVerify(t, tl.dir, exitProblem, "no signed checkpoint covers any", "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+	})
+	t.Run("some in the middle deleted", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		sizes := tl.checkpointSizes(t)
+		tamper(t, tl.dir, fmt.Sprintf(`DELETE FROM checkpoints WHERE size IN (%d, %d)`, sizes[4], sizes[5]))
+		expectVerify(t, tl.dir, exitProblem, "a checkpoint was deleted", "--public-key", tl.vkey)
+	})
+	t.Run("one dated out of order", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		sizes := tl.checkpointSizes(t)
+		tamper(t, tl.dir, fmt.Sprintf(`UPDATE checkpoints SET created_at = 0 WHERE size = %d`, sizes[6]))
+		expectVerify(t, tl.dir, exitProblem, "before the one preceding it", "--public-key", tl.vkey)
+	})
+}
+
+// Contiguity: indices must be exactly 0..n−1 across records of every kind.
+func TestTamperContiguity(t *testing.T) {
+	t.Run("event moved onto a state record's index", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tamper(t, tl.dir, `UPDATE state_records SET idx = idx + 100000 WHERE idx = (SELECT max(idx) FROM state_records)`)
+		expectVerify(t, tl.dir, exitProblem, "missing", "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "records were deleted or inserted")
+	})
+	t.Run("record duplicated under another kind", func(t *testing.T) {
+		tl := newTimedLedger(t)
+		tamper(t, tl.dir, `INSERT INTO state_records SELECT idx, ts, 'custos', 'api_key', 'x', 'delete', NULL FROM events WHERE idx = 20`)
+		expectVerify(t, tl.dir, exitProblem, "stored twice", "--public-key", tl.vkey)
+		expectStartRefused(t, tl.dir, "records were deleted or inserted")
+	})
+}
+
+func postEvent(t *testing.T, url, token, body string) {
+	t.Helper()
+	code, out := httpPost(t, url+"/v1/events", token, body)
+	if code != 201 {
+		t.Fatalf("POST /v1/events: %d %s", code, out)
+	}
+}
+
+func httpPost(t *testing.T, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/sqlite"
@@ -35,6 +34,7 @@ type verifyConfig struct {
 	interval            time.Duration
 	allowTail, quiet    bool
 	checkIndex          bool
+	searchSample        int
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,6 +53,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "the server's --checkpoint-interval")
 	fs.BoolVar(&c.allowTail, "allow-uncovered-tail", false, "accept records beyond the newest checkpoint however old (a server that crashed and never restarted)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress output")
+	fs.IntVar(&c.searchSample, "search-sample", 200, "records, spread over the ledger, that must each be found by a search on every indexed field through the API's query path")
 	fs.BoolVar(&c.checkIndex, "index", false, "also check the embedded store's secondary index against the ledger (a deleted or altered entry would hide a record from searches)")
 	if ok, code := parse(fs, args, stderr); !ok {
 		if code == exitUsageErr {
@@ -109,7 +110,7 @@ func (v *verifier) run(ctx context.Context) int {
 	}
 	defer st.Close()
 	if p := checkSchema(ctx, st); p != nil {
-		if isSchemaProblem(p) {
+		if errors.As(p, new(*store.SchemaProblem)) {
 			return v.failed("%v", p)
 		}
 		return v.usage("%v", p)
@@ -130,6 +131,13 @@ func (v *verifier) run(ctx context.Context) int {
 		fmt.Fprintf(v.stdout, "checked %d records before it in %s\n", rep.Records, rep.Elapsed.Round(time.Millisecond))
 		return code
 	}
+	searchStart := time.Now()
+	if p, err := ledger.SearchCheck(ctx, st, rep.Records, c.searchSample); err != nil {
+		return v.usage("%v", err)
+	} else if p != nil {
+		return v.failed("record %d: %s", p.Index, p.Reason)
+	}
+	searched := time.Since(searchStart)
 	if code := v.checkWitnessed(ctx, st, vkey, witnessKeys, quorum); code >= 0 {
 		return code
 	}
@@ -141,6 +149,8 @@ func (v *verifier) run(ctx context.Context) int {
 	if rep.Checkpoints > 0 {
 		fmt.Fprintf(v.stdout, "latest checkpoint: size %d, origin %s\n", rep.LatestSize, rep.LatestOrigin)
 	}
+	fmt.Fprintf(v.stdout, "schema and storage types: as the migrations create them; searches: %d sampled records found by every indexed field (%s)\n",
+		min(uint64(c.searchSample), rep.Records), searched.Round(time.Millisecond))
 	if rep.Uncovered > 0 {
 		fmt.Fprintf(v.stdout, "note: the last %d records are not yet covered by a signed checkpoint (one is signed within %s while the server runs)\n", rep.Uncovered, c.interval)
 	}
@@ -285,5 +295,3 @@ func publicKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintln(stdout, s.VerifierKey())
 	return exitOK
 }
-
-var _ = custos.ErrNotFound

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -94,6 +95,8 @@ func Audit(ctx context.Context, src AuditSource, opt AuditOptions) (*AuditReport
 		opt.Now = time.Now
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // no reader outlives the audit
 	defer cancel()
 	states, err := src.StateRecords(ctx, -1)
 	if err != nil {
@@ -101,7 +104,7 @@ func Audit(ctx context.Context, src AuditSource, opt AuditOptions) (*AuditReport
 	}
 	a := &auditor{rep: &AuditReport{}, opt: opt, rng: NewEmptyRange(), states: states, proj: Projection{},
 		anchors: slices.SortedFunc(slices.Values(opt.Anchors), func(x, y Anchor) int { return cmpSize(x.Size, y.Size) })}
-	nextNode, nodeErr := streamNodes(ctx, src)
+	nextNode, nodeErr := streamNodes(ctx, src, &wg)
 	a.nextNode = func() (store.Node, bool) {
 		n, ok := nextNode()
 		if !ok && *nodeErr != nil && a.scanErr == nil { // read after the stream closed
@@ -114,7 +117,13 @@ func Audit(ctx context.Context, src AuditSource, opt AuditOptions) (*AuditReport
 	a.nextCP = nextCP
 	a.pullCheckpoint()
 
-	for c := range readLeaves(ctx, src, 2*runtime.GOMAXPROCS(0)) {
+	leaves := readLeaves(ctx, src, 2*runtime.GOMAXPROCS(0), &wg)
+	defer func() {
+		cancel()
+		for range leaves { // let the readers end
+		}
+	}()
+	for c := range leaves {
 		if c.err != nil {
 			if errors.Is(c.err, store.ErrCorruptRow) {
 				a.fail(a.rng.End(), "a stored row cannot be a record: %v", c.err)

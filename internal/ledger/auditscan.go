@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
@@ -28,9 +29,13 @@ var errChunkFull = errors.New("chunk full")
 // readLeaves streams the events in index order, read and hashed by `workers`
 // goroutines in parallel, each on its own range. The stream is exactly what
 // one sequential scan would give; memory holds at most 2·workers chunks.
-func readLeaves(ctx context.Context, sc store.Scanner, workers int) <-chan leafChunk {
+// Every goroutine it starts is counted in wg, so that the caller can wait
+// for them after cancelling ctx: none outlives the audit.
+func readLeaves(ctx context.Context, sc store.Scanner, workers int, wg *sync.WaitGroup) <-chan leafChunk {
 	order := make(chan chan leafChunk, workers)
+	wg.Add(2)
 	go func() {
+		defer wg.Done()
 		defer close(order)
 		for k := uint64(0); ; k++ {
 			ch := make(chan leafChunk, 1)
@@ -39,11 +44,13 @@ func readLeaves(ctx context.Context, sc store.Scanner, workers int) <-chan leafC
 			case <-ctx.Done():
 				return
 			}
-			go func(k uint64) { ch <- readChunk(ctx, sc, k) }(k)
+			wg.Add(1)
+			go func(k uint64) { defer wg.Done(); ch <- readChunk(ctx, sc, k) }(k)
 		}
 	}()
 	out := make(chan leafChunk, workers)
 	go func() {
+		defer wg.Done()
 		defer close(out)
 		for ch := range order {
 			c := <-ch
@@ -80,10 +87,12 @@ func readChunk(ctx context.Context, sc store.Scanner, k uint64) leafChunk {
 
 // streamNodes runs ScanNodes on its own goroutine and hands its nodes over in
 // batches, so that reading nodes overlaps with checking events.
-func streamNodes(ctx context.Context, sc store.Scanner) (next func() (store.Node, bool), errp *error) {
+func streamNodes(ctx context.Context, sc store.Scanner, wg *sync.WaitGroup) (next func() (store.Node, bool), errp *error) {
 	ch := make(chan []store.Node, 4)
 	var scanErr error
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		defer close(ch)
 		batch := make([]store.Node, 0, 1024)
 		err := sc.ScanNodes(ctx, func(n store.Node) error {

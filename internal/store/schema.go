@@ -18,6 +18,7 @@ type SchemaProblem struct {
 	Reason string // what differs, such as `column patient_id has collation "nocase", the migrations declare none`
 }
 
+// Error says which object differs and how: `schema: <object>: <reason>`.
 func (p *SchemaProblem) Error() string { return "schema: " + p.Object + ": " + p.Reason }
 
 // SchemaObject is one object of a schema in the form the schema checks

@@ -144,8 +144,7 @@ func (s *Store) migrate(ctx context.Context, readOnly bool) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-			version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+		if _, err := tx.Exec(ctx, schemaMigrationsDDL); err != nil {
 			return fmt.Errorf("postgres: migrate: %w", err)
 		}
 	}

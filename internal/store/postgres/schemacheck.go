@@ -46,8 +46,8 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 	return nil
 }
 
-// schemaMigrationsDDL repeats the statement that migrate runs before the
-// migrations: the scratch schema must have the same table.
+// schemaMigrationsDDL is the statement migrate runs before the migrations;
+// the scratch schema gets the same table.
 const schemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)`
 

@@ -33,7 +33,7 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 // reached yet (at most maxIndexLag, by primary key), then the indexed ones.
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
 	tail, indexed := eventQueries(q)
-	if indexed == nil {
+	if indexed == nil || s.noIndex {
 		return s.queryEvents(ctx, s.r, tail, "", nil)
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})

@@ -53,6 +53,7 @@ type Store struct {
 	ins        map[string]insert // prepared INSERTs on the writer, by table
 	lock       *os.File          // the data folder's lock; nil when read-only
 	readOnly   bool
+	noIndex    bool // read-only without an index file: searches scan the ledger
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -189,9 +190,16 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 	}
 	close(s.stop)
 	var err error
-	s.r, err = sql.Open("sqlite", dsn(s.path, "query_only(1)", "cache_size(-65536)", "mmap_size(1099511627776)"))
-	if err != nil {
+	roDSN := dsn(s.path, "query_only(1)", "cache_size(-65536)", "mmap_size(1099511627776)")
+	// Searches (verify's search check) read the index file when there is
+	// one, as the server does; without it they scan the ledger.
+	ixPath := filepath.Join(filepath.Dir(s.path), IndexFileName)
+	if _, serr := os.Stat(ixPath); serr == nil {
+		s.r = sql.OpenDB(newAttachConnector(roDSN, ixPath))
+	} else if s.r, err = sql.Open("sqlite", roDSN); err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
+	} else {
+		s.noIndex = true
 	}
 	s.r.SetMaxOpenConns(opt.ReadConns)
 	s.w = s.r

@@ -1,3 +1,0 @@
-package cli
-
-func isSchemaProblem(err error) bool { return err != nil }

@@ -408,3 +408,74 @@ func httpPost(t *testing.T, url, token, body string) (int, string) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// Records that searches silently lose: edits that leave every leaf hash
+// intact but change how a value is stored or compared, or schema objects
+// added behind Custos's back.
+func TestTamperHiddenFromSearches(t *testing.T) {
+	for name, tc := range map[string]struct {
+		stmts       []string
+		want, start string
+	}{
+		"value stored as a blob": {[]string{`UPDATE events SET patient_id = CAST(patient_id AS BLOB) WHERE idx = 30`},
+			"stored as blob", ""},
+		"user stored as a blob": {[]string{`UPDATE events SET user_id = CAST(user_id AS BLOB) WHERE idx = 31`},
+			"stored as blob", ""},
+		"trigger hiding new rows": {[]string{`CREATE TRIGGER hide AFTER INSERT ON events BEGIN UPDATE events SET patient_id = NULL WHERE idx = new.idx; END`},
+			`trigger "hide"`, `trigger "hide"`},
+		"case-insensitive index": {[]string{`CREATE INDEX sneaky ON events (user_id COLLATE NOCASE)`},
+			`index "sneaky"`, `index "sneaky"`},
+		"view shadowing": {[]string{`CREATE VIEW events_all AS SELECT * FROM events WHERE user_id <> 'dr-1'`},
+			`view "events_all"`, `view "events_all"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tl := newTimedLedger(t)
+			tamper(t, tl.dir, tc.stmts...)
+			expectVerify(t, tl.dir, exitProblem, tc.want, "--public-key", tl.vkey)
+			if tc.start != "" {
+				expectStartRefused(t, tl.dir, tc.start)
+			}
+		})
+	}
+}
+
+// An ingest key cannot forge Custos's own records: the fields that mark a
+// server record are not accepted from clients, and the records a client
+// sends carry its key as their submitter and the client kind in their leaf.
+func TestIngestKeyCannotForgeServerRecords(t *testing.T) {
+	tl := newTimedLedger(t)
+	cfg := serverConfig{data: tl.dir, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
+		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
+	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.shutdown()
+	code, out := httpPost(t, srv.url+"/v1/api-keys", tamperAdmin, `{"name":"ehr","scopes":["ingest"]}`)
+	if code != 201 {
+		t.Fatalf("create ingest key: %d %s", code, out)
+	}
+	token := out[strings.Index(out, `"token":"`)+9:]
+	token = token[:strings.Index(token, `"`)]
+	lookalike := `{"user":{"id":"custos","name":"Custos"},"action":"CREATE","resource_type":"ApiKey","resource_id":"x","source":"custos","outcome":"success"`
+	for _, forged := range []string{
+		lookalike + `,"kind":"server"}`,
+		lookalike + `,"submitted_by":"custos"}`,
+		lookalike + `,"KIND":"server"}`,
+	} {
+		if code, out := httpPost(t, srv.url+"/v1/events", token, forged); code != 400 {
+			t.Errorf("an ingest key posted %s: %d %s", forged, code, out)
+		}
+	}
+	code, out = httpPost(t, srv.url+"/v1/events", token, lookalike+`}`)
+	if code != 201 {
+		t.Fatalf("post: %d %s", code, out)
+	}
+	found, err := srv.st.Events(context.Background(), store.Query{ResourceType: "ApiKey", ResourceID: "x", Limit: 10})
+	if err != nil || len(found) != 1 {
+		t.Fatalf("the look-alike event: %v, %v", found, err)
+	}
+	if ev := found[0]; ev.Kind != custos.KindClient || !strings.HasPrefix(ev.SubmittedBy, "apikey:") || ev.SubmittedBy == "apikey:" {
+		t.Fatalf("the look-alike event is stored as kind %q submitted by %q; want a client event naming the ingest key", found[0].Kind, found[0].SubmittedBy)
+	}
+}

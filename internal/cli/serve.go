@@ -147,6 +147,16 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		st.Close()
 		return nil, err
 	}
+	var wit *ledger.Witnesser
+	if len(witnesses) > 0 {
+		// Before anything is signed: a witness that has seen a larger tree,
+		// or another one, proves a rollback or a fork of the stored ledger.
+		wit = ledger.NewWitnesser(st, witnesses, cfg.checkpointInterval, log)
+		if err := witnessBeforeStart(ctx, wit); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	seq, err := ledger.Open(ctx, st, st, st, signer, lcfg)
 	if err == nil {
 		if err = recordLogKey(ctx, st, seq, signer); err != nil {
@@ -157,13 +167,9 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		st.Close()
 		return nil, err
 	}
-	s := &server{st: st, seq: seq, done: make(chan error, 1)}
-	if len(witnesses) > 0 {
-		s.wit = ledger.NewWitnesser(st, witnesses, cfg.checkpointInterval, log)
-		if err := s.firstWitnessRound(ctx, reg); err != nil {
-			s.closeLedger()
-			return nil, err
-		}
+	s := &server{st: st, seq: seq, wit: wit, done: make(chan error, 1)}
+	if wit != nil {
+		s.startWitnessing(reg)
 	}
 	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
 	s.keys = keys

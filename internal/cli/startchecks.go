@@ -53,18 +53,23 @@ func parseWitnesses(specs []string) ([]*witness.Witness, error) {
 	return out, nil
 }
 
-// firstWitnessRound offers the latest checkpoint to the witnesses before
-// serving: a witness that has seen a larger tree proves the store was rolled
-// back, and the server refuses to start. A witness that is down does not
-// stop the start; the witnesser retries it. Then the witnesser runs, and
-// its state is exported as metrics.
-func (s *server) firstWitnessRound(ctx context.Context, reg *prometheus.Registry) error {
+// witnessBeforeStart offers the latest stored checkpoint to the witnesses
+// before the server signs anything: a witness that has seen a larger tree,
+// or refuses this one, proves the store was rolled back or forked, and the
+// server refuses to start. A witness that is down does not stop the start;
+// the witnesser retries it.
+func witnessBeforeStart(ctx context.Context, wit *ledger.Witnesser) error {
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	s.wit.Round(rctx)
-	cancel()
-	if c := s.wit.Critical(); c != "" {
+	defer cancel()
+	wit.Round(rctx)
+	if c := wit.Critical(); c != "" {
 		return fmt.Errorf("CRITICAL: %s; refusing to start: run custos verify with a trusted checkpoint", c)
 	}
+	return nil
+}
+
+// startWitnessing runs the witnesser and exports its state as metrics.
+func (s *server) startWitnessing(reg *prometheus.Registry) {
 	wctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go s.wit.Run(wctx)
@@ -88,7 +93,6 @@ func (s *server) firstWitnessRound(ctx context.Context, reg *prometheus.Registry
 		}
 		return worst
 	}))
-	return nil
 }
 
 // critical is what the readiness probe reports: a CRITICAL witness alert.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -19,7 +20,9 @@ import (
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
-	"github.com/custos-audit/custos/internal/store/sqlite"
+	"github.com/custos-audit/custos/internal/store/postgres"
+	"github.com/custos-audit/custos/internal/store/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -46,19 +49,24 @@ const tamperAdmin = "tamper-admin-token-0123456789"
 // record, an administrator and an ingest key (revoked later), and batches of
 // events 5 s apart, each batch signed by its own checkpoint (interval 1 s).
 type timedLedger struct {
-	dir, vkey string
+	kind      string // "sqlite" or "postgres"
+	dir, vkey string // the data folder (key file, and the SQLite store)
+	db        string // the PostgreSQL URL
 	ingestID  string
 	trusted   string // a checkpoint saved by an auditor before the end, as a file
 	trustedAt uint64 // its size
 	size      uint64
 }
 
-func newTimedLedger(t *testing.T) *timedLedger {
+func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 	t.Helper()
 	ctx := context.Background()
-	tl := &timedLedger{dir: t.TempDir()}
+	tl := &timedLedger{kind: "sqlite", dir: t.TempDir()}
+	if len(kind) > 0 {
+		tl.kind = kind[0]
+	}
 	clk := &fakeClock{now: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
-	l := ledgertest.Open(t, tl.dir, "custos.test/tamper", ledger.Config{CheckpointInterval: time.Second, Now: clk.Now})
+	l := tl.open(t, ledger.Config{CheckpointInterval: time.Second, Now: clk.Now})
 	tl.vkey = l.Signer.VerifierKey()
 	if _, err := l.Seq.Append(ctx, "custos", nil, ledger.LogKeyRecord(tl.vkey)); err != nil {
 		t.Fatal(err)
@@ -111,13 +119,110 @@ func newTimedLedger(t *testing.T) *timedLedger {
 	return tl
 }
 
-// checkpointSizes lists the stored checkpoints' sizes.
-func (tl *timedLedger) checkpointSizes(t *testing.T) []uint64 {
+// openLedger is a ledger open for writing on either store.
+type openLedger struct {
+	Store  store.Store
+	Signer *ledger.Signer
+	Seq    *ledger.Sequencer
+}
+
+func (l *openLedger) Close() { l.Seq.Close(); l.Store.Close() }
+
+// open opens the ledger in the test's store, for writing.
+func (tl *timedLedger) open(t *testing.T, cfg ledger.Config) *openLedger {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), tl.dir, sqlite.Options{ReadOnly: true})
+	if tl.kind == "sqlite" {
+		l := ledgertest.Open(t, tl.dir, "custos.test/tamper", cfg)
+		return &openLedger{Store: l.Store, Signer: l.Signer, Seq: l.Seq}
+	}
+	if tl.db == "" {
+		tl.db = pgtest.FreshSchema(t)
+	}
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, tl.db, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	sig, _, err := ledger.LoadOrCreateKey(filepath.Join(tl.dir, ledger.KeyFileName), "custos.test/tamper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := ledger.Open(ctx, st, st, st, sig, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &openLedger{Store: st, Signer: sig, Seq: seq}
+}
+
+// readOnly opens the store for reading.
+func (tl *timedLedger) readOnly(t *testing.T) store.Store {
+	t.Helper()
+	st, _, err := openStore(context.Background(), tl.config(), nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// config is a server configuration on the test's store.
+func (tl *timedLedger) config() serverConfig {
+	return serverConfig{data: tl.dir, db: tl.db, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
+		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
+}
+
+// tamper runs SQL on the store behind Custos's back.
+func (tl *timedLedger) tamper(t *testing.T, stmts ...string) {
+	t.Helper()
+	if tl.kind == "sqlite" {
+		tamper(t, tl.dir, stmts...)
+		return
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, tl.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// verify runs custos verify on the test's store and checks its exit code
+// and that its output says want.
+func (tl *timedLedger) verify(t *testing.T, code int, want string, extra ...string) {
+	t.Helper()
+	args := []string{"verify", "--quiet", "--data", tl.dir}
+	if tl.db != "" {
+		args = append(args, "--db", tl.db)
+	}
+	var out bytes.Buffer
+	got := Main(context.Background(), append(args, extra...), &out, &out)
+	if got != code || !strings.Contains(out.String(), want) {
+		t.Fatalf("verify %v on %s: exit %d, want %d with %q:\n%s", extra, tl.kind, got, code, want, out.String())
+	}
+}
+
+// expectStartRefused starts a server on the store and expects it to
+// refuse, naming want.
+func (tl *timedLedger) expectStartRefused(t *testing.T, want string) {
+	t.Helper()
+	srv, err := startServer(context.Background(), tl.config(), slog.New(slog.DiscardHandler), io.Discard)
+	if err == nil {
+		srv.shutdown()
+		t.Fatalf("the server started on a tampered %s store; want a refusal naming %q", tl.kind, want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("the server refused to start on %s, but with %q; want it to name %q", tl.kind, err, want)
+	}
+}
+
+// checkpointSizes lists the stored checkpoints' sizes.
+func (tl *timedLedger) checkpointSizes(t *testing.T) []uint64 {
+	t.Helper()
+	st := tl.readOnly(t)
 	defer st.Close()
 	var sizes []uint64
 	st.ScanCheckpoints(context.Background(), func(c store.Checkpoint) error { sizes = append(sizes, c.Size); return nil })
@@ -140,7 +245,7 @@ func (tl *timedLedger) sizeBefore(t *testing.T, size uint64) uint64 {
 // checkpoints beyond: a self-consistent earlier state of the ledger.
 func (tl *timedLedger) rollback(t *testing.T, size uint64) {
 	t.Helper()
-	tamper(t, tl.dir,
+	tl.tamper(t,
 		fmt.Sprintf(`DELETE FROM events WHERE idx >= %d`, size),
 		fmt.Sprintf(`DELETE FROM state_records WHERE idx >= %d`, size),
 		fmt.Sprintf(`DELETE FROM tree_nodes WHERE pos >= %d`, ledger.NodeCount(size)),
@@ -152,10 +257,7 @@ func (tl *timedLedger) rollback(t *testing.T, size uint64) {
 func (tl *timedLedger) retree(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, tl.dir, sqlite.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := tl.readOnly(t)
 	states, err := st.StateRecords(ctx, -1)
 	if err != nil {
 		t.Fatal(err)
@@ -170,10 +272,18 @@ func (tl *timedLedger) retree(t *testing.T) {
 	stmts := []string{`DELETE FROM tree_nodes`}
 	for i := uint64(0); i < uint64(len(hashes)); i++ {
 		rng.Append(hashes[i], func(id compact.NodeID, h []byte) {
-			stmts = append(stmts, fmt.Sprintf(`INSERT INTO tree_nodes (pos, hash) VALUES (%d, X'%x')`, ledger.NodePos(id), h))
+			stmts = append(stmts, fmt.Sprintf(`INSERT INTO tree_nodes (pos, hash) VALUES (%d, %s)`, ledger.NodePos(id), tl.blob(h)))
 		})
 	}
-	tamper(t, tl.dir, stmts...)
+	tl.tamper(t, stmts...)
+}
+
+// blob spells a byte string in the store's SQL.
+func (tl *timedLedger) blob(b []byte) string {
+	if tl.kind == "sqlite" {
+		return fmt.Sprintf("X'%x'", b)
+	}
+	return fmt.Sprintf("'\\x%x'::bytea", b)
 }
 
 // expectVerify runs verify with extra flags and checks its exit code and
@@ -186,44 +296,32 @@ func expectVerify(t *testing.T, dir string, code int, want string, extra ...stri
 	}
 }
 
-// expectStartRefused starts a server on dir and expects it to refuse,
-// naming want.
-func expectStartRefused(t *testing.T, dir, want string) {
-	t.Helper()
-	cfg := serverConfig{data: dir, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
-		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
-	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
-	if err == nil {
-		srv.shutdown()
-		t.Fatalf("the server started on a tampered store; want a refusal naming %q", want)
-	}
-	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("the server refused to start, but with %q; want it to name %q", err, want)
-	}
-}
+func TestTamperIntactBaseline(t *testing.T) { forEachStore(t, tamperIntactBaseline) }
 
-func TestTamperIntactBaseline(t *testing.T) {
-	tl := newTimedLedger(t)
-	expectVerify(t, tl.dir, exitOK, "OK: ", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
-	expectVerify(t, tl.dir, exitOK, "anchors: 1 trusted checkpoints extended", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
-	expectVerify(t, tl.dir, exitOK, "NOT pinned")
-	expectVerify(t, tl.dir, exitOK, "anchors: none")
+func tamperIntactBaseline(t *testing.T, kind string) {
+	tl := newTimedLedger(t, kind)
+	tl.verify(t, exitOK, "OK: ", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
+	tl.verify(t, exitOK, "anchors: 1 trusted checkpoints extended", "--public-key", tl.vkey, "--trusted-checkpoint", tl.trusted)
+	tl.verify(t, exitOK, "NOT pinned")
+	tl.verify(t, exitOK, "anchors: none")
 }
 
 // Rollback: the newest records deleted with their nodes and checkpoints
 // leave a self-consistent ledger; only an anchor outside the store shows it.
-func TestTamperRollback(t *testing.T) {
+func TestTamperRollback(t *testing.T) { forEachStore(t, tamperRollback) }
+
+func tamperRollback(t *testing.T, kind string) {
 	t.Run("truncated to an earlier checkpoint", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		tl.rollback(t, tl.sizeBefore(t, tl.trustedAt))
-		expectVerify(t, tl.dir, exitOK, "anchors: none") // the ledger alone cannot tell
-		expectVerify(t, tl.dir, exitProblem, "the trusted checkpoint "+tl.trusted+" covers", "--trusted-checkpoint", tl.trusted)
+		tl.verify(t, exitOK, "anchors: none") // the ledger alone cannot tell
+		tl.verify(t, exitProblem, "the trusted checkpoint "+tl.trusted+" covers", "--trusted-checkpoint", tl.trusted)
 	})
 	t.Run("rolled back, then extended into a fork", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		tl.rollback(t, tl.sizeBefore(t, tl.trustedAt))
 		tl.appendThroughServer(t, 30) // the server signs the fork with the real key
-		expectVerify(t, tl.dir, exitProblem, "is not an extension of the trusted checkpoint", "--trusted-checkpoint", tl.trusted)
+		tl.verify(t, exitProblem, "is not an extension of the trusted checkpoint", "--trusted-checkpoint", tl.trusted)
 	})
 }
 
@@ -231,9 +329,7 @@ func TestTamperRollback(t *testing.T) {
 // events through its API, then stops it.
 func (tl *timedLedger) appendThroughServer(t *testing.T, n int) {
 	t.Helper()
-	cfg := serverConfig{data: tl.dir, addr: "127.0.0.1:0", checkpointEvery: 1000, checkpointInterval: time.Second,
-		maxBody: 1 << 20, maxBatch: 100, maxChanges: 64 << 10}
-	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	srv, err := startServer(context.Background(), tl.config(), slog.New(slog.DiscardHandler), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,33 +341,37 @@ func (tl *timedLedger) appendThroughServer(t *testing.T, n int) {
 
 // Rewriting the uncovered tail: records changed or forged where no
 // checkpoint (any more) covers them. The server must not sign them.
-func TestTamperUncoveredTail(t *testing.T) {
+func TestTamperUncoveredTail(t *testing.T) { forEachStore(t, tamperUncoveredTail) }
+
+func tamperUncoveredTail(t *testing.T, kind string) {
 	t.Run("record changed, tree recomputed, covering checkpoints deleted", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		sizes := tl.checkpointSizes(t)
 		keep := sizes[len(sizes)-5]
-		tamper(t, tl.dir, fmt.Sprintf(`UPDATE events SET user_id = 'mallory' WHERE idx = %d`, tl.size-3),
+		tl.tamper(t, fmt.Sprintf(`UPDATE events SET user_id = 'mallory' WHERE idx = %d`, tl.size-3),
 			fmt.Sprintf(`DELETE FROM checkpoints WHERE size > %d`, keep))
 		tl.retree(t)
-		expectVerify(t, tl.dir, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+		tl.verify(t, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "not covered by a signed checkpoint")
 	})
 	t.Run("forged record appended at the tail", func(t *testing.T) {
-		tl := newTimedLedger(t)
-		tamper(t, tl.dir, fmt.Sprintf(`INSERT INTO events SELECT %d, ts + 60000000, occurred_at, 'mallory', user_name, user_roles,
+		tl := newTimedLedger(t, kind)
+		tl.tamper(t, fmt.Sprintf(`INSERT INTO events SELECT %d, ts + 60000000, occurred_at, 'mallory', user_name, user_roles,
 			action, resource_type, resource_id, patient_id, ip_address, user_agent, request_method, request_path, changes,
 			outcome, status_code, source, request_id, session_id, purpose_of_use, break_glass, break_glass_reason,
 			leaf_version, leaf_kind, submitted_by, ext FROM events WHERE idx = %d`, tl.size, tl.size-1))
 		tl.retree(t)
-		expectVerify(t, tl.dir, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+		tl.verify(t, exitProblem, "not covered by a signed checkpoint", "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "not covered by a signed checkpoint")
 	})
 }
 
 // Swapping the key: every checkpoint re-signed with a new key placed in the
 // data folder. The ledger records its own key, so even the default verify
 // (no pinned key) fails, and so does the start.
-func TestTamperSwappedKey(t *testing.T) {
+func TestTamperSwappedKey(t *testing.T) { forEachStore(t, tamperSwappedKey) }
+
+func tamperSwappedKey(t *testing.T, kind string) {
 	swap := func(t *testing.T, tl *timedLedger) {
 		t.Helper()
 		skey, _, err := note.GenerateKey(nil, "custos.test/tamper")
@@ -283,10 +383,7 @@ func TestTamperSwappedKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		st, err := sqlite.Open(ctx, tl.dir, sqlite.Options{ReadOnly: true})
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := tl.readOnly(t)
 		var stmts []string
 		st.ScanCheckpoints(ctx, func(c store.Checkpoint) error {
 			cp, err := ledger.OpenCheckpoint(c.Note, tl.vkey)
@@ -294,94 +391,116 @@ func TestTamperSwappedKey(t *testing.T) {
 				return err
 			}
 			signed, _ := forger.Sign(cp.Size, cp.Hash)
-			stmts = append(stmts, fmt.Sprintf(`UPDATE checkpoints SET note = X'%x' WHERE size = %d`, signed, c.Size))
+			stmts = append(stmts, fmt.Sprintf(`UPDATE checkpoints SET note = %s WHERE size = %d`, tl.blob(signed), c.Size))
 			return nil
 		})
 		st.Close()
-		tamper(t, tl.dir, stmts...)
+		tl.tamper(t, stmts...)
 		if err := os.WriteFile(filepath.Join(tl.dir, ledger.KeyFileName), []byte(skey+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Run("default verify", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		swap(t, tl)
-		expectVerify(t, tl.dir, exitProblem, "the signing key was replaced")
-		expectStartRefused(t, tl.dir, "the signing key was replaced")
+		tl.verify(t, exitProblem, "the signing key was replaced")
+		tl.expectStartRefused(t, "the signing key was replaced")
 	})
 	t.Run("pinned key and trusted checkpoint", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		swap(t, tl)
-		expectVerify(t, tl.dir, exitProblem, "does not verify with the log's public key", "--public-key", tl.vkey)
-		expectVerify(t, tl.dir, exitProblem, "the signing key was replaced", "--trusted-checkpoint", tl.trusted)
+		tl.verify(t, exitProblem, "does not verify with the log's public key", "--public-key", tl.vkey)
+		tl.verify(t, exitProblem, "the signing key was replaced", "--trusted-checkpoint", tl.trusted)
 	})
 }
 
 // State tables that no record backs: rows inserted, edited or deleted behind
 // Custos's back. verify names the row; the server refuses to start; and a
 // running server never believes them (TestStateRowsNeverTrusted).
-func TestTamperStateTables(t *testing.T) {
+func TestTamperStateTables(t *testing.T) { forEachStore(t, tamperStateTables) }
+
+func tamperStateTables(t *testing.T, kind string) {
+	unrevoke := `UPDATE state SET doc = json_remove(doc, '$.revoked_at', '$.revoked_by') WHERE doc LIKE '%revoked_at%'`
+	if kind == "postgres" {
+		unrevoke = `UPDATE state SET doc = ((doc::jsonb - 'revoked_at') - 'revoked_by')::text WHERE doc LIKE '%revoked_at%'`
+	}
 	for name, tc := range map[string]struct{ stmt, want string }{
-		"admin key inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'api_key', 'evil', replace(replace(doc, id, 'evil'), '"ingest"', '"admin"'), idx FROM state WHERE entity = 'api_key' LIMIT 1`,
+		"admin key inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'api_key', 'evil', replace(replace(doc, id, 'evil'), '"ingest"', '"admin"'), idx FROM state WHERE entity = 'api_key' AND doc LIKE '%"ingest"%'`,
 			"state row api_key evil has no record"},
-		"key un-revoked": {`UPDATE state SET doc = json_remove(doc, '$.revoked_at', '$.revoked_by') WHERE doc LIKE '%revoked_at%'`, "differs from record"},
+		"key un-revoked": {unrevoke, "differs from record"},
 		"scopes widened": {`UPDATE state SET doc = replace(doc, '"ingest"', '"admin"') WHERE doc LIKE '%"ingest"%'`, "differs from record"},
 		"row deleted":    {`DELETE FROM state WHERE doc LIKE '%"ingest"%'`, "is missing"},
 		"row re-pointed": {`UPDATE state SET idx = idx - 1 WHERE entity = 'api_key'`, "the ledger's latest record for it is"},
-		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', X'00', 0, 'x')`, "api_keys"},
+		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', 'x', 0, 'x')`, "api_keys"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			tl := newTimedLedger(t)
-			tamper(t, tl.dir, tc.stmt)
-			expectVerify(t, tl.dir, exitProblem, tc.want, "--public-key", tl.vkey)
-			expectStartRefused(t, tl.dir, strings.SplitN(tc.want, " (", 2)[0])
+			tl := newTimedLedger(t, kind)
+			tl.tamper(t, tc.stmt)
+			tl.verify(t, exitProblem, tc.want, "--public-key", tl.vkey)
+			tl.expectStartRefused(t, strings.SplitN(tc.want, " (", 2)[0])
 		})
 	}
 	t.Run("state record forged", func(t *testing.T) {
-		tl := newTimedLedger(t)
-		tamper(t, tl.dir, fmt.Sprintf(`INSERT INTO state_records SELECT %d, ts, submitted_by, entity, 'evil', op, doc FROM state_records WHERE entity = 'api_key' LIMIT 1`, tl.size))
-		expectVerify(t, tl.dir, exitProblem, fmt.Sprintf("record %d:", tl.size), "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "run custos verify")
+		tl := newTimedLedger(t, kind)
+		tl.tamper(t, fmt.Sprintf(`INSERT INTO state_records SELECT %d, ts, submitted_by, entity, 'evil', op, doc FROM state_records WHERE entity = 'api_key' LIMIT 1`, tl.size))
+		tl.verify(t, exitProblem, fmt.Sprintf("record %d:", tl.size), "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "run custos verify")
 	})
 }
 
 // Checkpoints deleted: all of them, or some in the middle, or one dated
 // before the one preceding it.
-func TestTamperCheckpoints(t *testing.T) {
+func TestTamperCheckpoints(t *testing.T) { forEachStore(t, tamperCheckpoints) }
+
+func tamperCheckpoints(t *testing.T, kind string) {
 	t.Run("all deleted", func(t *testing.T) {
-		tl := newTimedLedger(t)
-		tamper(t, tl.dir, `DELETE FROM checkpoints`)
-		expectVerify(t, tl.dir, exitProblem, "no signed checkpoint covers any", "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "not covered by a signed checkpoint")
+		tl := newTimedLedger(t, kind)
+		tl.tamper(t, `DELETE FROM checkpoints`)
+		tl.verify(t, exitProblem, "no signed checkpoint covers any", "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "not covered by a signed checkpoint")
 	})
 	t.Run("some in the middle deleted", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		sizes := tl.checkpointSizes(t)
-		tamper(t, tl.dir, fmt.Sprintf(`DELETE FROM checkpoints WHERE size IN (%d, %d)`, sizes[4], sizes[5]))
-		expectVerify(t, tl.dir, exitProblem, "a checkpoint was deleted", "--public-key", tl.vkey)
+		tl.tamper(t, fmt.Sprintf(`DELETE FROM checkpoints WHERE size IN (%d, %d)`, sizes[4], sizes[5]))
+		tl.verify(t, exitProblem, "a checkpoint was deleted", "--public-key", tl.vkey)
 	})
 	t.Run("one dated out of order", func(t *testing.T) {
-		tl := newTimedLedger(t)
+		tl := newTimedLedger(t, kind)
 		sizes := tl.checkpointSizes(t)
-		tamper(t, tl.dir, fmt.Sprintf(`UPDATE checkpoints SET created_at = 0 WHERE size = %d`, sizes[6]))
-		expectVerify(t, tl.dir, exitProblem, "before the one preceding it", "--public-key", tl.vkey)
+		tl.tamper(t, fmt.Sprintf(`UPDATE checkpoints SET created_at = 0 WHERE size = %d`, sizes[6]))
+		tl.verify(t, exitProblem, "before the one preceding it", "--public-key", tl.vkey)
 	})
 }
 
 // Contiguity: indices must be exactly 0..n−1 across records of every kind.
-func TestTamperContiguity(t *testing.T) {
+func TestTamperContiguity(t *testing.T) { forEachStore(t, tamperContiguity) }
+
+func tamperContiguity(t *testing.T, kind string) {
 	t.Run("event moved onto a state record's index", func(t *testing.T) {
-		tl := newTimedLedger(t)
-		tamper(t, tl.dir, `UPDATE state_records SET idx = idx + 100000 WHERE idx = (SELECT max(idx) FROM state_records)`)
-		expectVerify(t, tl.dir, exitProblem, "missing", "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "records were deleted or inserted")
+		tl := newTimedLedger(t, kind)
+		tl.tamper(t, `UPDATE state_records SET idx = idx + 100000 WHERE idx = (SELECT max(idx) FROM state_records)`)
+		tl.verify(t, exitProblem, "missing", "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "records were deleted or inserted")
 	})
 	t.Run("record duplicated under another kind", func(t *testing.T) {
-		tl := newTimedLedger(t)
-		tamper(t, tl.dir, `INSERT INTO state_records SELECT idx, ts, 'custos', 'api_key', 'x', 'delete', NULL FROM events WHERE idx = 20`)
-		expectVerify(t, tl.dir, exitProblem, "stored twice", "--public-key", tl.vkey)
-		expectStartRefused(t, tl.dir, "records were deleted or inserted")
+		tl := newTimedLedger(t, kind)
+		tl.tamper(t, `INSERT INTO state_records SELECT idx, ts, 'custos', 'api_key', 'x', 'delete', NULL FROM events WHERE idx = 20`)
+		tl.verify(t, exitProblem, "stored twice", "--public-key", tl.vkey)
+		tl.expectStartRefused(t, "records were deleted or inserted")
 	})
+}
+
+// forEachStore runs a tamper test on SQLite and on PostgreSQL.
+func forEachStore(t *testing.T, fn func(t *testing.T, kind string)) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			if kind == "postgres" {
+				pgtest.ServerURL(t) // skips without a PostgreSQL (fails in CI)
+			}
+			fn(t, kind)
+		})
+	}
 }
 
 func postEvent(t *testing.T, url, token, body string) {
@@ -412,28 +531,43 @@ func httpPost(t *testing.T, url, token, body string) (int, string) {
 // Records that searches silently lose: edits that leave every leaf hash
 // intact but change how a value is stored or compared, or schema objects
 // added behind Custos's back.
-func TestTamperHiddenFromSearches(t *testing.T) {
-	for name, tc := range map[string]struct {
+func TestTamperHiddenFromSearches(t *testing.T) { forEachStore(t, tamperHiddenFromSearches) }
+
+func tamperHiddenFromSearches(t *testing.T, kind string) {
+	type attack struct {
 		stmts       []string
 		want, start string
-	}{
-		"value stored as a blob": {[]string{`UPDATE events SET patient_id = CAST(patient_id AS BLOB) WHERE idx = 30`},
-			"stored as blob", ""},
-		"user stored as a blob": {[]string{`UPDATE events SET user_id = CAST(user_id AS BLOB) WHERE idx = 31`},
-			"stored as blob", ""},
+	}
+	attacks := map[string]attack{
 		"trigger hiding new rows": {[]string{`CREATE TRIGGER hide AFTER INSERT ON events BEGIN UPDATE events SET patient_id = NULL WHERE idx = new.idx; END`},
 			`trigger "hide"`, `trigger "hide"`},
 		"case-insensitive index": {[]string{`CREATE INDEX sneaky ON events (user_id COLLATE NOCASE)`},
 			`index "sneaky"`, `index "sneaky"`},
 		"view shadowing": {[]string{`CREATE VIEW events_all AS SELECT * FROM events WHERE user_id <> 'dr-1'`},
 			`view "events_all"`, `view "events_all"`},
-	} {
+		"value stored as a blob": {[]string{`UPDATE events SET patient_id = CAST(patient_id AS BLOB) WHERE idx = 30`},
+			"stored as blob", ""},
+		"user stored as a blob": {[]string{`UPDATE events SET user_id = CAST(user_id AS BLOB) WHERE idx = 31`},
+			"stored as blob", ""},
+	}
+	if kind == "postgres" {
+		attacks = map[string]attack{
+			"column collation changed": {[]string{`ALTER TABLE events ALTER COLUMN patient_id TYPE text COLLATE "C"`}, "patient_id", "patient_id"},
+			"row-level security policy": {[]string{`ALTER TABLE events ENABLE ROW LEVEL SECURITY`,
+				`CREATE POLICY hide ON events USING (user_id <> 'dr-1')`}, "events", "events"},
+			"rule": {[]string{`CREATE RULE keep AS ON INSERT TO events WHERE new.user_id = 'dr-1' DO INSTEAD NOTHING`}, `"keep"`, `"keep"`},
+			"trigger": {[]string{`CREATE FUNCTION hide() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.patient_id := NULL; RETURN NEW; END $$`,
+				`CREATE TRIGGER hide BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION hide()`}, "hide", "hide"},
+			"extra index": {[]string{`CREATE INDEX sneaky ON events (lower(user_id))`}, `"sneaky"`, `"sneaky"`},
+		}
+	}
+	for name, tc := range attacks {
 		t.Run(name, func(t *testing.T) {
-			tl := newTimedLedger(t)
-			tamper(t, tl.dir, tc.stmts...)
-			expectVerify(t, tl.dir, exitProblem, tc.want, "--public-key", tl.vkey)
+			tl := newTimedLedger(t, kind)
+			tl.tamper(t, tc.stmts...)
+			tl.verify(t, exitProblem, tc.want, "--public-key", tl.vkey)
 			if tc.start != "" {
-				expectStartRefused(t, tl.dir, tc.start)
+				tl.expectStartRefused(t, tc.start)
 			}
 		})
 	}

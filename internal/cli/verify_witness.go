@@ -89,7 +89,10 @@ func (v *verifier) askWitnesses(ctx context.Context, st store.Store, vkey string
 		if cp == nil {
 			return v.failed("the store has no checkpoint, but a witness is configured: ask it with a trusted checkpoint instead")
 		}
-		size, err := ledger.WitnessSize(ctx, w, hc, cp)
+		size, err := ledger.WitnessSize(ctx, w, hc, cp, st)
+		if errors.Is(err, ledger.ErrWitnessFork) {
+			return v.failed("witness %s: %v", w.Name, err)
+		}
 		if err != nil {
 			return v.usage("witness %s: %v", w.Name, err)
 		}

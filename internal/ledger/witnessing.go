@@ -116,7 +116,7 @@ func (w *Witnesser) Round(ctx context.Context) {
 		switch {
 		case err == nil:
 			s.LastErr, s.LastOK = "", w.now()
-		case errors.Is(err, errFork):
+		case errors.Is(err, ErrWitnessFork):
 			s.Critical = err.Error()
 			w.log.Error("CRITICAL: a witness has seen another history of this log: it went backwards or forked; run custos verify with a trusted checkpoint",
 				"witness", wit.Name, "err", err, "alert", "CRITICAL")
@@ -134,7 +134,9 @@ func (w *Witnesser) Round(ctx context.Context) {
 	}
 }
 
-var errFork = errors.New("the witness refused the log")
+// ErrWitnessFork says a witness has seen another history of this log: a
+// larger tree than the store's, or one that this tree does not extend.
+var ErrWitnessFork = errors.New("the witness refused the log")
 
 // offer submits cp to one witness from the size it is believed to have,
 // following its answer once when it has another size. It returns the
@@ -142,7 +144,7 @@ var errFork = errors.New("the witness refused the log")
 func (w *Witnesser) offer(ctx context.Context, wit *witness.Witness, old uint64, cp *store.Checkpoint) ([]byte, uint64, error) {
 	for try := 0; ; try++ {
 		if old > cp.Size {
-			return nil, old, fmt.Errorf("%w: it has cosigned size %d, but the log's latest checkpoint is size %d (the log was rolled back)", errFork, old, cp.Size)
+			return nil, old, fmt.Errorf("%w: it has cosigned size %d, but the log's latest checkpoint is size %d (the log was rolled back)", ErrWitnessFork, old, cp.Size)
 		}
 		var proof [][]byte
 		if old > 0 && old < cp.Size {
@@ -160,7 +162,7 @@ func (w *Witnesser) offer(ctx context.Context, wit *witness.Witness, old uint64,
 			old = conflict.Size
 			continue
 		case errors.Is(err, witness.ErrInconsistent), errors.Is(err, witness.ErrConflict):
-			return nil, old, fmt.Errorf("%w: %v", errFork, err)
+			return nil, old, fmt.Errorf("%w: %v", ErrWitnessFork, err)
 		}
 		return nil, old, err
 	}
@@ -197,20 +199,37 @@ func splitLines(b []byte) [][]byte {
 	return out
 }
 
-// WitnessSize asks a witness for the size it has cosigned for the log, by
-// offering cp from its own size: a witness at that size with the same root
-// cosigns it again (size cp.Size); one at another size answers it. A
-// witness that refuses cp at its own size has another root there: a fork.
-func WitnessSize(ctx context.Context, wit *witness.Witness, hc *http.Client, cp *store.Checkpoint) (uint64, error) {
+// WitnessSize asks a witness for the size it has cosigned for the log, and
+// checks that the store's tree is consistent with what it cosigned: cp is
+// offered from the store's own size (a witness there with the same root
+// cosigns it again); a witness at a smaller size is offered cp with a
+// consistency proof from its size (and so catches up, as the server would
+// have it do); a witness at a larger size is returned as it is — the store
+// was rolled back. A refusal is ErrWitnessFork.
+func WitnessSize(ctx context.Context, wit *witness.Witness, hc *http.Client, cp *store.Checkpoint, nodes NodeReader) (uint64, error) {
 	_, err := wit.AddCheckpoint(ctx, hc, cp.Size, nil, cp.Note)
 	var conflict *witness.ConflictError
 	switch {
 	case err == nil:
 		return cp.Size, nil
-	case errors.As(err, &conflict):
+	case errors.As(err, &conflict) && conflict.Size > cp.Size:
 		return conflict.Size, nil
+	case errors.As(err, &conflict):
+		var proof [][]byte
+		if conflict.Size > 0 {
+			if proof, err = ConsistencyProof(ctx, nodes, conflict.Size, cp.Size); err != nil {
+				return 0, err
+			}
+		}
+		if _, err = wit.AddCheckpoint(ctx, hc, conflict.Size, proof, cp.Note); err == nil {
+			return cp.Size, nil
+		}
+		if errors.Is(err, witness.ErrInconsistent) || errors.Is(err, witness.ErrConflict) {
+			return conflict.Size, fmt.Errorf("%w: the store's tree does not extend the one it cosigned at size %d: %v", ErrWitnessFork, conflict.Size, err)
+		}
+		return 0, err
 	case errors.Is(err, witness.ErrInconsistent), errors.Is(err, witness.ErrConflict):
-		return 0, fmt.Errorf("%w at size %d: %v", errFork, cp.Size, err)
+		return 0, fmt.Errorf("%w at size %d: %v", ErrWitnessFork, cp.Size, err)
 	}
 	return 0, err
 }

@@ -286,16 +286,6 @@ func (tl *timedLedger) blob(b []byte) string {
 	return fmt.Sprintf("'\\x%x'::bytea", b)
 }
 
-// expectVerify runs verify with extra flags and checks its exit code and
-// that its output says want.
-func expectVerify(t *testing.T, dir string, code int, want string, extra ...string) {
-	t.Helper()
-	got, out := runVerify(t, dir, extra...)
-	if got != code || !strings.Contains(out, want) {
-		t.Fatalf("verify %v: exit %d, want %d with %q:\n%s", extra, got, code, want, out)
-	}
-}
-
 func TestTamperIntactBaseline(t *testing.T) { forEachStore(t, tamperIntactBaseline) }
 
 func tamperIntactBaseline(t *testing.T, kind string) {
@@ -434,6 +424,7 @@ func tamperStateTables(t *testing.T, kind string) {
 		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', 'x', 0, 'x')`, "api_keys"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			tl := newTimedLedger(t, kind)
 			tl.tamper(t, tc.stmt)
 			tl.verify(t, exitProblem, tc.want, "--public-key", tl.vkey)
@@ -495,6 +486,7 @@ func tamperContiguity(t *testing.T, kind string) {
 func forEachStore(t *testing.T, fn func(t *testing.T, kind string)) {
 	for _, kind := range []string{"sqlite", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel() // separate stores (a schema of their own on PostgreSQL)
 			if kind == "postgres" {
 				pgtest.ServerURL(t) // skips without a PostgreSQL (fails in CI)
 			}
@@ -563,6 +555,7 @@ func tamperHiddenFromSearches(t *testing.T, kind string) {
 	}
 	for name, tc := range attacks {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			tl := newTimedLedger(t, kind)
 			tl.tamper(t, tc.stmts...)
 			tl.verify(t, exitProblem, tc.want, "--public-key", tl.vkey)

@@ -141,7 +141,8 @@ func openIndexer(ctx context.Context, path string, log *slog.Logger, read func(f
 	db.SetConnMaxLifetime(0)
 	x := &indexer{db: db, done: make(chan struct{})}
 	x.cond = sync.NewCond(&x.qmu)
-	if err := initFile(ctx, db, path, pageSize); err == nil {
+	err = initFile(ctx, db, path, pageSize)
+	if err == nil {
 		err = migrate(ctx, db, path, indexMigrationFS, "index_migrations")
 	}
 	if err == nil {

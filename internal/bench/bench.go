@@ -27,10 +27,18 @@ type Result struct {
 	FirstErr  error
 	Elapsed   time.Duration
 	Latencies []time.Duration // one per successful request
+	// Queries reports the rate in requests (queries) per second instead of
+	// events per second.
+	Queries bool
 }
 
-// Rate is events per second.
-func (r *Result) Rate() float64 { return float64(r.Events) / r.Elapsed.Seconds() }
+// Rate is events per second, or queries per second when r.Queries.
+func (r *Result) Rate() float64 {
+	if r.Queries {
+		return float64(r.Requests) / r.Elapsed.Seconds()
+	}
+	return float64(r.Events) / r.Elapsed.Seconds()
+}
 
 // Percentile returns the p-th (0–100) latency percentile.
 func (r *Result) Percentile(p float64) time.Duration {
@@ -44,8 +52,12 @@ func (r *Result) Percentile(p float64) time.Duration {
 
 // String is one report line.
 func (r *Result) String() string {
-	s := fmt.Sprintf("%-9s %9.0f events/s  %7d requests  %9d events  %4d errors  in %5.1fs",
-		r.Name, r.Rate(), r.Requests, r.Events, r.Errors, r.Elapsed.Seconds())
+	unit := "events/s"
+	if r.Queries {
+		unit = "queries/s"
+	}
+	s := fmt.Sprintf("%-9s %9.0f %-9s  %7d requests  %9d events  %4d errors  in %5.1fs",
+		r.Name, r.Rate(), unit, r.Requests, r.Events, r.Errors, r.Elapsed.Seconds())
 	if len(r.Latencies) > 0 {
 		s += fmt.Sprintf("  latency p50 %s p90 %s p99 %s max %s", ms(r.Percentile(50)), ms(r.Percentile(90)),
 			ms(r.Percentile(99)), ms(r.Percentile(100)))

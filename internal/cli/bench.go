@@ -275,6 +275,7 @@ func (c *benchConfig) queries(ctx context.Context, cl *client.Client, out, progr
 			}
 			return len(page.Items), nil
 		}})
+	res.Queries = true
 	fmt.Fprintln(out, res)
 	fmt.Fprintln(out, "(query 'events' are events returned; every query also appends its own READ record to the ledger)")
 	return nil

@@ -29,10 +29,11 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite under --data)", serve},
-		{"verify", "check the whole ledger; exit 0 when intact, 1 naming the first bad record", verify},
+		{"verify", "check the whole ledger; exit 0 intact, 1 naming the first bad thing, 2 could not run", verify},
 		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", benchCmd},
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
 		{"admin-key", "create an administrator key on a stopped store, recorded in the ledger", adminKey},
+		{"version", "print the release and the leaf encodings it reads and writes", version},
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 // serverConfig is everything `custos serve` is configured with.
 type serverConfig struct {
 	data, db, addr, keyFile, origin, bootstrapToken, logLevel string
+	logFormat                                                 string
 	witnesses                                                 listFlag
 	checkpointEvery                                           uint64
 	checkpointInterval                                        time.Duration
@@ -44,6 +45,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.origin, "origin", "", "log origin for a newly created signing key (default custos/<hostname>)")
 	fs.StringVar(&c.bootstrapToken, "bootstrap-token", "", "administrator token to create on the first start of an empty store (CUSTOS_BOOTSTRAP_TOKEN)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text, or json for log shippers")
 	fs.Uint64Var(&c.checkpointEvery, "checkpoint-every", 1000, "sign a checkpoint every this many events")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", time.Second, "and at least this often while the log grows")
 	fs.Int64Var(&c.maxBody, "max-body", 16<<20, "request body limit in bytes")
@@ -70,12 +72,19 @@ func (c *serverConfig) defaultOrigin() string {
 	return "custos/" + strings.ReplaceAll(host, " ", "-")
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -85,7 +94,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
-	log, err := newLogger(stderr, cfg.logLevel)
+	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
 	if err == nil && cfg.maxChanges < custos.MinMaxChanges {
 		err = fmt.Errorf("--max-changes %d: must be at least %d bytes", cfg.maxChanges, custos.MinMaxChanges)
 	}
@@ -93,12 +102,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "custos serve:", err)
 		return exitUsageErr
 	}
-	srv, err := startServer(ctx, cfg, log, stderr)
+	srv, err := startServer(ctx, cfg, log, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "custos serve:", err)
 		return exitError
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-srv.done: // the listener failed: nothing would be served
+		srv.done <- err // for shutdown
+		log.Error("the listener stopped", "err", err)
+		srv.shutdown()
+		fmt.Fprintln(stderr, "custos serve: the listener stopped:", err)
+		return exitError
+	}
 	log.Info("shutting down")
 	if err := srv.shutdown(); err != nil {
 		fmt.Fprintln(stderr, "custos serve: shutdown:", err)
@@ -109,6 +126,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // server is a running Custos: store, ledger, API and listener.
 type server struct {
+	log  *slog.Logger
 	st   store.Store
 	seq  *ledger.Sequencer
 	wit  *ledger.Witnesser
@@ -167,7 +185,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		st.Close()
 		return nil, err
 	}
-	s := &server{st: st, seq: seq, wit: wit, done: make(chan error, 1)}
+	s := &server{log: log, st: st, seq: seq, wit: wit, done: make(chan error, 1)}
 	if wit != nil {
 		s.startWitnessing(reg)
 	}
@@ -246,8 +264,13 @@ func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, 
 	if err != nil {
 		return err
 	}
-	if tok != "" && token == "" {
-		fmt.Fprintf(out, "\nAdministrator token (shown once; keep it safe):\n\n    %s\n\n", tok)
+	switch {
+	case tok != "" && token == "":
+		// On standard output, apart from the logs (standard error), so a
+		// script can capture it and log shippers never see it.
+		fmt.Fprintf(out, "Administrator token (shown once; keep it safe): %s\n", tok)
+	case tok == "" && token != "":
+		s.log.Warn("CUSTOS_BOOTSTRAP_TOKEN is ignored: the store already has keys (it only creates the first administrator of an empty store)")
 	}
 	return nil
 }

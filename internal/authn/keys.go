@@ -56,6 +56,18 @@ func (d *keyDoc) put() leaf.StateRecord {
 	return leaf.StateRecord{Entity: Entity, ID: d.ID, Op: leaf.OpPut, Doc: b}
 }
 
+// create is the record of a new key: committed only if no key has its id.
+func (d *keyDoc) create() leaf.StateRecord {
+	r := d.put()
+	r.Op = leaf.OpCreate
+	return r
+}
+
+// bootstrapID is the id of the first administrator key: fixed, so that two
+// nodes starting together on an empty database create one key between them
+// (the second create conflicts).
+const bootstrapID = "bootstrap"
+
 // Keys authenticates bearer tokens and manages API keys. The keys are state
 // records of the ledger: the cache is built by replaying them, as the state
 // feed proves them against signed checkpoints, never from a table that an
@@ -227,6 +239,10 @@ func newID() string {
 // Create makes a key with the given scopes and returns it with its secret
 // token, which is shown only here. The change is a ledger record.
 func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, scopes []custos.Scope, token string) (custos.APIKey, string, error) {
+	return k.create(ctx, by, newID(), name, scopes, token)
+}
+
+func (k *Keys) create(ctx context.Context, by *custos.Principal, id, name string, scopes []custos.Scope, token string) (custos.APIKey, string, error) {
 	const op = "authn.create"
 	var fields []custos.FieldError
 	if name = strings.TrimSpace(name); name == "" || len(name) > 100 {
@@ -250,11 +266,11 @@ func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, sc
 		token = NewToken()
 	}
 	sum := sha256.Sum256([]byte(token))
-	key := keyDoc{ID: newID(), Name: name, Scopes: scopes, Hash: hex.EncodeToString(sum[:]),
+	key := keyDoc{ID: id, Name: name, Scopes: scopes, Hash: hex.EncodeToString(sum[:]),
 		CreatedAt: k.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), CreatedBy: Actor(by).ID}
 	changes, _ := json.Marshal(map[string]any{"name": key.Name, "scopes": key.Scopes})
 	rec := k.record(by, custos.ActionCreate, key.ID, changes)
-	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.put()); err != nil {
+	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.create()); err != nil {
 		return custos.APIKey{}, "", err
 	}
 	k.mu.Lock()
@@ -314,9 +330,10 @@ func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
 	if token != "" && len(token) < 16 {
 		return "", fmt.Errorf("authn: the bootstrap token must be at least 16 characters")
 	}
-	_, tok, err := k.Create(ctx, nil, "bootstrap administrator", []custos.Scope{custos.ScopeAdmin}, token)
+	_, tok, err := k.create(ctx, nil, bootstrapID, "bootstrap administrator", []custos.Scope{custos.ScopeAdmin}, token)
 	if err != nil {
-		// Another node sharing the database may have bootstrapped first.
+		// Another node sharing the database may have bootstrapped first
+		// (its create won, ours conflicted): one key, one token.
 		if lerr := k.Reload(ctx); lerr == nil && k.count() > 0 {
 			return "", nil
 		}

@@ -11,11 +11,17 @@ import (
 type StateOp string
 
 // The state operations. A put carries the entity's whole new document; a
-// delete removes it. Replaying the records in ledger order yields the state.
+// create is a put that the store commits only if the entity does not exist
+// yet (so two nodes racing to create one entity make one record); a delete
+// removes it. Replaying the records in ledger order yields the state.
 const (
 	OpPut    StateOp = "put"
+	OpCreate StateOp = "create"
 	OpDelete StateOp = "delete"
 )
+
+// Puts reports whether the operation writes a document.
+func (o StateOp) Puts() bool { return o == OpPut || o == OpCreate }
 
 // StateRecord is a change to server state: an API key, and in later releases
 // a role, a user, a grant, a block or a security event's status. Only the
@@ -46,11 +52,11 @@ func ValidState(r *StateRecord) error {
 	switch {
 	case r.Entity == "" || r.ID == "":
 		return fmt.Errorf("%w: a state record names its entity and id", ErrMalformedLeaf)
-	case r.Op == OpPut && !json.Valid(r.Doc):
+	case r.Op.Puts() && !json.Valid(r.Doc):
 		return fmt.Errorf("%w: a put carries a JSON document", ErrMalformedLeaf)
 	case r.Op == OpDelete && r.Doc != nil:
 		return fmt.Errorf("%w: a delete carries no document", ErrMalformedLeaf)
-	case r.Op != OpPut && r.Op != OpDelete:
+	case !r.Op.Puts() && r.Op != OpDelete:
 		return fmt.Errorf("%w: unknown state operation %q", ErrMalformedLeaf, r.Op)
 	}
 	return nil
@@ -88,7 +94,7 @@ func DecodeState(leaf []byte) (*StateRecord, error) {
 	r.Timestamp = time.UnixMicro(int64(d.uint64())).UTC()
 	r.SubmittedBy, r.Entity, r.ID = d.string(), d.string(), d.string()
 	r.Op = StateOp(d.string())
-	if doc := d.string(); r.Op == OpPut {
+	if doc := d.string(); r.Op.Puts() {
 		r.Doc = []byte(doc)
 	} else if doc != "" {
 		d.fail()

@@ -290,6 +290,9 @@ func (a *auditor) drainStates(next uint64) *Problem {
 		if err := leaf.ValidState(r); err != nil {
 			return a.fail(i, "the stored state record is not a canonical record: %v", err)
 		}
+		if _, exists := a.proj[r.Key()]; exists && r.Op == leaf.OpCreate {
+			return a.fail(i, "state record creates %s, which exists already (a create commits only for a new entity)", r.Key())
+		}
 		if a.record(r.Timestamp, leaf.StateHash(r), "state record") == nil {
 			a.proj.Apply(r)
 			a.rep.States++

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
 )
 
-// Exec runs one statement inside the append transaction.
-type Exec func(ctx context.Context, sql string, args ...any) error
+// Exec runs one statement inside the append transaction and returns the
+// number of rows it changed.
+type Exec func(ctx context.Context, sql string, args ...any) (int64, error)
 
 // legacyTables names, per entity, the table of the first release whose rows
 // a put of that entity replaces (they are adopted into the ledger once).
@@ -26,6 +28,8 @@ func ApplyStates(ctx context.Context, exec Exec, ph func(int) string, states []l
 		ph(1), ph(2), ph(3), ph(4), ph(5), ph(6), ph(7))
 	put := fmt.Sprintf(`INSERT INTO state (entity, id, doc, idx) VALUES (%s, %s, %s, %s)
 		ON CONFLICT (entity, id) DO UPDATE SET doc = excluded.doc, idx = excluded.idx`, ph(1), ph(2), ph(3), ph(4))
+	create := fmt.Sprintf(`INSERT INTO state (entity, id, doc, idx) VALUES (%s, %s, %s, %s)
+		ON CONFLICT (entity, id) DO NOTHING`, ph(1), ph(2), ph(3), ph(4))
 	del := fmt.Sprintf(`DELETE FROM state WHERE entity = %s AND id = %s`, ph(1), ph(2))
 	for i := range states {
 		r := &states[i]
@@ -36,17 +40,24 @@ func ApplyStates(ctx context.Context, exec Exec, ph func(int) string, states []l
 		if r.Doc != nil {
 			doc = string(r.Doc)
 		}
-		if err := exec(ctx, insRecord, int64(r.Index), r.Timestamp.UnixMicro(), r.SubmittedBy, r.Entity, r.ID, string(r.Op), doc); err != nil {
+		if _, err := exec(ctx, insRecord, int64(r.Index), r.Timestamp.UnixMicro(), r.SubmittedBy, r.Entity, r.ID, string(r.Op), doc); err != nil {
 			return fmt.Errorf("insert state record %d: %w", r.Index, err)
 		}
 		var err error
-		if r.Op == leaf.OpPut {
-			err = exec(ctx, put, r.Entity, r.ID, string(r.Doc), int64(r.Index))
-			if t := legacyTables[r.Entity]; err == nil && t != "" {
-				err = exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = %s`, t, ph(1)), r.ID)
+		var n int64
+		switch r.Op {
+		case leaf.OpCreate:
+			if n, err = exec(ctx, create, r.Entity, r.ID, string(r.Doc), int64(r.Index)); err == nil && n == 0 {
+				return &custos.Error{Op: "store.state", Kind: custos.Conflict,
+					Detail: fmt.Sprintf("%s %s exists already", r.Entity, r.ID)}
 			}
-		} else {
-			err = exec(ctx, del, r.Entity, r.ID)
+		case leaf.OpPut:
+			_, err = exec(ctx, put, r.Entity, r.ID, string(r.Doc), int64(r.Index))
+		default:
+			_, err = exec(ctx, del, r.Entity, r.ID)
+		}
+		if t := legacyTables[r.Entity]; err == nil && t != "" && r.Op.Puts() {
+			_, err = exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = %s`, t, ph(1)), r.ID)
 		}
 		if err != nil {
 			return fmt.Errorf("apply state record %d (%s): %w", r.Index, r.Key(), err)

@@ -98,9 +98,9 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 			return fmt.Errorf("postgres: insert checkpoint: %w", err)
 		}
 	}
-	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) error {
-		_, err := tx.Exec(ctx, q, args...)
-		return err
+	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+		tag, err := tx.Exec(ctx, q, args...)
+		return tag.RowsAffected(), err
 	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.States); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}

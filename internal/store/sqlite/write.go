@@ -60,9 +60,12 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("sqlite: insert checkpoint: %w", err)
 		}
 	}
-	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) error {
-		_, err := tx.ExecContext(ctx, q, args...)
-		return err
+	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
 	}, func(int) string { return "?" }, b.States); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}

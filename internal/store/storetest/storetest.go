@@ -291,6 +291,18 @@ func testState(t *testing.T, s store.Store) {
 	if h, _ := s.Head(ctx); h.Size != 5 {
 		t.Errorf("the failed batch stored its event: size %d, want 5", h.Size)
 	}
+	// A create commits only for a new entity: the batch fails whole.
+	dup := put(5, "k1", `{"v":5}`)
+	dup.Op = leaf.OpCreate
+	if err := s.Append(ctx, &store.Batch{Events: Events(6, 1), States: []leaf.StateRecord{dup}}); custos.KindOf(err) != custos.Conflict {
+		t.Errorf("create of an existing entity: %v, want a conflict", err)
+	}
+	fresh := put(5, "k5", `{"v":5}`)
+	fresh.Op = leaf.OpCreate
+	mustAppend(t, s, &store.Batch{States: []leaf.StateRecord{fresh}})
+	if h, _ := s.Head(ctx); h.Size != 6 {
+		t.Errorf("after a create: size %d, want 6", h.Size)
+	}
 	if legacy, err := s.LegacyKeys(ctx); err != nil || len(legacy) != 0 {
 		t.Errorf("LegacyKeys = %v, %v", legacy, err)
 	}

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -245,8 +247,10 @@ func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, sc
 func (k *Keys) create(ctx context.Context, by *custos.Principal, id, name string, scopes []custos.Scope, token string) (custos.APIKey, string, error) {
 	const op = "authn.create"
 	var fields []custos.FieldError
-	if name = strings.TrimSpace(name); name == "" || len(name) > 100 {
+	if name = strings.TrimSpace(name); name == "" || utf8.RuneCountInString(name) > 100 {
 		fields = append(fields, custos.FieldError{Field: "name", Message: "is required, at most 100 characters"})
+	} else if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+		fields = append(fields, custos.FieldError{Field: "name", Message: "must be valid UTF-8 without control characters"})
 	}
 	if len(scopes) == 0 {
 		fields = append(fields, custos.FieldError{Field: "scopes", Message: "at least one scope is required"})

@@ -31,8 +31,9 @@ type serverConfig struct {
 	data, db, addr, keyFile, origin, bootstrapToken, logLevel string
 	logFormat                                                 string
 	witnesses                                                 listFlag
+	now                                                       func() time.Time // the process's clock (tests shift it)
 	checkpointEvery                                           uint64
-	checkpointInterval                                        time.Duration
+	checkpointInterval, lockTenure, maxClockSkew              time.Duration
 	maxBody                                                   int64
 	maxBatch, maxChanges                                      int
 }
@@ -51,6 +52,8 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.maxBody, "max-body", 16<<20, "request body limit in bytes")
 	fs.IntVar(&c.maxBatch, "max-batch", 10_000, "events per POST at most")
 	fs.IntVar(&c.maxChanges, "max-changes", 64<<10, "bytes of an event's changes JSON at most")
+	fs.DurationVar(&c.lockTenure, "lock-tenure", 2500*time.Millisecond, "PostgreSQL: how long a node may hold or wait for the append lock, or run one append statement, before it loses the lock")
+	fs.DurationVar(&c.maxClockSkew, "max-clock-skew", 2*time.Second, "PostgreSQL: how far this node's clock may be from the database's (the ledger's clock) before it reports itself unready")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
 
@@ -95,6 +98,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log, err := newLogger(stderr, cfg.logLevel, cfg.logFormat)
+	if v := os.Getenv("CUSTOS_TEST_CLOCK_OFFSET"); v != "" && err == nil {
+		// A fault-injection hook for the clock-skew tests (faketime does
+		// not reach Go binaries): this process's clock, shifted.
+		var off time.Duration
+		if off, err = time.ParseDuration(v); err == nil {
+			cfg.now = func() time.Time { return time.Now().Add(off) }
+			log.Warn("this process's clock is shifted for a test", "offset", off.String())
+		}
+	}
 	if err == nil && cfg.maxChanges < custos.MinMaxChanges {
 		err = fmt.Errorf("--max-changes %d: must be at least %d bytes", cfg.maxChanges, custos.MinMaxChanges)
 	}
@@ -155,11 +167,15 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
+	if pg, ok := st.(*postgres.Store); ok {
+		pg.SetLockTenure(cfg.lockTenure)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lcfg := ledger.Config{
 		CheckpointEvery: cfg.checkpointEvery, CheckpointInterval: cfg.checkpointInterval,
-		Logger: log, Observe: ledgerMetrics(reg),
+		Logger: log, Observe: ledgerMetrics(reg), Limits: custos.Limits{MaxChanges: cfg.maxChanges},
+		MaxClockSkew: cfg.maxClockSkew, Now: cfg.now,
 	}
 	if err := checkBeforeStart(ctx, st, lcfg); err != nil {
 		st.Close()
@@ -186,6 +202,9 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		return nil, err
 	}
 	s := &server{log: log, st: st, seq: seq, wit: wit, done: make(chan error, 1)}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "custos_clock_skew_seconds", Help: "This node's clock minus the ledger's (the database's), as last measured.",
+	}, func() float64 { return seq.ClockSkew().Seconds() }))
 	if wit != nil {
 		s.startWitnessing(reg)
 	}

@@ -95,10 +95,16 @@ func (s *server) startWitnessing(reg *prometheus.Registry) {
 	}))
 }
 
-// critical is what the readiness probe reports: a CRITICAL witness alert.
+// critical is what makes the readiness probe fail: a CRITICAL witness
+// alert, a node that cannot append, or a clock off from the ledger's.
 func (s *server) critical() string {
-	if s.wit == nil {
-		return ""
+	if s.wit != nil {
+		if c := s.wit.Critical(); c != "" {
+			return c
+		}
 	}
-	return s.wit.Critical()
+	if err := s.seq.Healthy(); err != nil {
+		return err.Error()
+	}
+	return ""
 }

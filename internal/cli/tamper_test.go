@@ -66,7 +66,7 @@ func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 		tl.kind = kind[0]
 	}
 	clk := &fakeClock{now: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
-	l := tl.open(t, ledger.Config{CheckpointInterval: time.Second, Now: clk.Now})
+	l := tl.open(t, ledger.Config{CheckpointInterval: time.Second, Now: clk.Now, LocalClock: true})
 	tl.vkey = l.Signer.VerifierKey()
 	if _, err := l.Seq.Append(ctx, "custos", nil, ledger.LogKeyRecord(tl.vkey)); err != nil {
 		t.Fatal(err)

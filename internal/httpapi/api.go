@@ -34,6 +34,26 @@ type Config struct {
 	// Alerts, when set, returns a CRITICAL condition that makes the node
 	// unready (a witness refused the log), or "".
 	Alerts func() string
+
+	// BodyBudget bounds the bytes of request bodies held at once by all
+	// requests in progress (default DefaultBodyBudget, 128 MiB; never less
+	// than MaxBodyBytes). A request whose body does not fit is answered 503
+	// with Retry-After at once.
+	BodyBudget int64
+	// QueryTimeout bounds every read of the store a request makes: a
+	// search, an event, a proof (default DefaultQueryTimeout, 10 s). A
+	// search past it is interrupted and answered 503.
+	QueryTimeout time.Duration
+	// MaxSearches bounds the searches (GET /v1/events) running at once
+	// (default DefaultMaxSearches()); a search waits for a slot within its
+	// QueryTimeout, then is answered 503.
+	MaxSearches int
+	// SearchShare is the share of its time a search slot may spend running
+	// searches (default DefaultSearchShare, 0.25; 1 for no rest): after a
+	// search that took d, its slot rests d × (1/SearchShare − 1) before the
+	// next search takes it. Searches thus keep at most MaxSearches ×
+	// SearchShare CPUs busy, however many clients send them.
+	SearchShare float64
 }
 
 // API holds the handlers' dependencies.
@@ -44,6 +64,7 @@ type API struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
+	lim    *limits
 }
 
 // New returns the API.
@@ -60,7 +81,23 @@ func New(ledger Ledger, st store.Store, keys *authn.Keys, cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &API{ledger: ledger, st: st, keys: keys, cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registry)}
+	if cfg.BodyBudget <= 0 {
+		cfg.BodyBudget = DefaultBodyBudget
+	}
+	cfg.BodyBudget = max(cfg.BodyBudget, cfg.MaxBodyBytes, keyBodyLimit)
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.MaxSearches <= 0 {
+		cfg.MaxSearches = DefaultMaxSearches()
+	}
+	if cfg.SearchShare <= 0 {
+		cfg.SearchShare = DefaultSearchShare
+	}
+	cfg.SearchShare = min(cfg.SearchShare, 1)
+	lim := newLimits(cfg)
+	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), keys: keys, cfg: cfg, log: cfg.Logger,
+		m: newMetrics(cfg.Registry), lim: lim}
 }
 
 // Handler returns the routes table wrapped in the common middleware.
@@ -68,6 +105,9 @@ func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range a.routes() {
 		h := r.h
+		if limit := a.bodyLimit(r.pattern); limit > 0 {
+			h = a.limitBody(limit, h) // after authentication: only credentials hold the budget
+		}
 		if r.perm != "" {
 			h = a.authorize(r.perm, h)
 		}

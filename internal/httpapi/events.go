@@ -4,12 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/custos-audit/custos"
@@ -37,21 +41,35 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 // eventFilters are the query parameters of GET /v1/events, by field name.
 var eventFilters = []string{"user", "action", "resource_type", "resource_id", "patient_id", "ip_address", "outcome", "source"}
 
-// parseEventQuery turns the query string into a store query, refusing
-// unknown, repeated or malformed parameters: a misspelt filter must not
-// silently widen an auditor's search.
-func (a *API) parseEventQuery(v url.Values) (store.Query, int, error) {
-	known := map[string]bool{"from": true, "to": true, "limit": true, "cursor": true}
-	for _, f := range eventFilters {
-		known[f] = true
-	}
-	for name, vals := range v {
-		if !known[name] {
-			return store.Query{}, 0, invalidParam(name, "unknown parameter")
-		}
-		if len(vals) > 1 {
-			return store.Query{}, 0, invalidParam(name, "given more than once")
-		}
+// eventSearch is a parsed GET /v1/events query string.
+type eventSearch struct {
+	q      store.Query
+	limit  int               // items per page
+	params map[string]string // the parameters as given, for the READ record
+}
+
+// maxTimeParam bounds the text of from and to: the longest RFC 3339 time
+// with nanoseconds and an offset is 35 characters.
+const maxTimeParam = 64
+
+// parseEventQuery turns the raw query string into a store query. It refuses
+// (Invalid, naming the parameter, or "query" when no name can be read):
+//   - a query string that does not parse: a bad percent-encoding, a ';'
+//     (url.Query would drop the pair and widen the search to every patient);
+//   - an unknown parameter (names are case-sensitive), or one given twice;
+//   - an empty value ("patient_id=" or "patient_id"): to search everything,
+//     leave the filter out;
+//   - a value that is not valid UTF-8 or holds a control character, or is
+//     longer than any record's field (a filter), a time (from, to) or a
+//     limit can be.
+//
+// A misspelt or mangled filter must never silently widen an auditor's
+// search. Empty pairs ("a=1&&b=2", a trailing '&') carry nothing and are
+// skipped, as url.ParseQuery does.
+func (a *API) parseEventQuery(raw string) (eventSearch, error) {
+	v, err := parseQueryString(raw)
+	if err != nil {
+		return eventSearch{}, err
 	}
 	for _, f := range eventFilters {
 		field := f
@@ -59,47 +77,129 @@ func (a *API) parseEventQuery(v url.Values) (store.Query, int, error) {
 			field = "user.id"
 		}
 		if n := custos.MaxLength(field); utf8.RuneCountInString(v.Get(f)) > n {
-			return store.Query{}, 0, invalidParam(f, fmt.Sprintf("must be at most %d characters (no record has a longer one)", n))
+			return eventSearch{}, invalidParam(f, fmt.Sprintf("must be at most %d characters (no record has a longer one)", n))
 		}
 	}
 	q := store.Query{User: v.Get("user"), Action: v.Get("action"), ResourceType: v.Get("resource_type"),
 		ResourceID: v.Get("resource_id"), PatientID: v.Get("patient_id"), Outcome: v.Get("outcome"), Source: v.Get("source")}
 	if q.Action != "" && !custos.Action(q.Action).Valid() {
-		return q, 0, invalidParam("action", "must be one of CREATE, READ, UPDATE, DELETE, LOGIN, LOGOUT, EXPORT, IMPORT")
+		return eventSearch{}, invalidParam("action", "must be one of CREATE, READ, UPDATE, DELETE, LOGIN, LOGOUT, EXPORT, IMPORT")
 	}
 	if q.Outcome != "" && q.Outcome != "success" && q.Outcome != "failure" {
-		return q, 0, invalidParam("outcome", `must be "success" or "failure"`)
+		return eventSearch{}, invalidParam("outcome", `must be "success" or "failure"`)
 	}
 	if s := v.Get("ip_address"); s != "" {
 		ip, err := netip.ParseAddr(s)
-		if err != nil {
-			return q, 0, invalidParam("ip_address", "must be an IPv4 or IPv6 address")
+		if err != nil || ip.Zone() != "" {
+			return eventSearch{}, invalidParam("ip_address", "must be an IPv4 or IPv6 address")
 		}
 		q.IPAddress = ip.Unmap().String()
 	}
-	var err error
 	if q.From, err = parseTime(v, "from"); err != nil {
-		return q, 0, err
+		return eventSearch{}, err
 	}
 	if q.To, err = parseTime(v, "to"); err != nil {
-		return q, 0, err
+		return eventSearch{}, err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
-		return q, 0, invalidParam("from", "must not be after to")
+		return eventSearch{}, invalidParam("from", "must not be after to")
 	}
 	limit := 100
 	if s := v.Get("limit"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > store.MaxLimit {
-			return q, 0, invalidParam("limit", "must be an integer from 1 to 1000")
+		// Canonical decimal only: "+5" or "0005" would be stored as given
+		// in the READ record, unbounded in length.
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > store.MaxLimit || strconv.Itoa(limit) != s {
+			return eventSearch{}, invalidParam("limit", fmt.Sprintf("must be an integer from 1 to %d, in decimal digits", store.MaxLimit))
 		}
 	}
 	if s := v.Get("cursor"); s != "" {
 		if q.After, err = a.decodeCursor(s); err != nil {
-			return q, 0, err
+			return eventSearch{}, err
 		}
 	}
 	q.Limit = limit + 1 // one more tells whether another page exists
-	return q, limit, nil
+	params := make(map[string]string, len(v))
+	for k := range v {
+		params[k] = v.Get(k)
+	}
+	return eventSearch{q: q, limit: limit, params: params}, nil
+}
+
+// eventParams are the parameters GET /v1/events knows.
+var eventParams = func() map[string]bool {
+	m := map[string]bool{"from": true, "to": true, "limit": true, "cursor": true}
+	for _, f := range eventFilters {
+		m[f] = true
+	}
+	return m
+}()
+
+// parseQueryString parses the raw query string of GET /v1/events and
+// checks every parameter's name and value (see parseEventQuery); problems
+// are reported in the order of the names, so the answer is the same for
+// the same query.
+func parseQueryString(raw string) (url.Values, error) {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, queryError(raw)
+	}
+	for _, name := range slices.Sorted(maps.Keys(v)) {
+		vals := v[name]
+		if !eventParams[name] {
+			if name == "" {
+				return nil, invalidParam("query", "holds a value without a parameter name")
+			}
+			if !printableParam(name) {
+				return nil, invalidParam("query", "holds a parameter whose name is not printable UTF-8 text; no such parameter exists")
+			}
+			return nil, invalidParam(name, "unknown parameter (names are case-sensitive)")
+		}
+		if len(vals) > 1 {
+			return nil, invalidParam(name, "given more than once")
+		}
+		switch s := vals[0]; {
+		case s == "":
+			return nil, invalidParam(name, "must not be empty; to search without this filter, leave it out")
+		case !utf8.ValidString(s):
+			return nil, invalidParam(name, "must be valid UTF-8 (percent-encode its bytes as UTF-8)")
+		case strings.ContainsFunc(s, unicode.IsControl):
+			return nil, invalidParam(name, "must not contain control characters")
+		}
+	}
+	return v, nil
+}
+
+// queryError names the first pair of a raw query string that
+// url.ParseQuery refuses.
+func queryError(raw string) error {
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		name := "query"
+		if k, err := url.QueryUnescape(key); err == nil && k != "" && printableParam(k) && !strings.Contains(k, ";") {
+			name = k
+		}
+		switch {
+		case strings.Contains(pair, ";"):
+			return invalidParam(name, "holds a ';': parameters are separated by '&' only, and a ';' in a value is written %3B")
+		case name == "query":
+			if _, err := url.QueryUnescape(key); err != nil {
+				return invalidParam(name, "holds a parameter name that is not valid percent-encoding (a '%' is written %25)")
+			}
+		}
+		if _, err := url.QueryUnescape(value); err != nil {
+			return invalidParam(name, "is not valid percent-encoding (a '%' is written %25)")
+		}
+	}
+	return invalidParam("query", "the query string does not parse")
+}
+
+// printableParam reports whether a client's parameter name may be echoed
+// as a field name.
+func printableParam(s string) bool {
+	return len(s) <= 64 && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func parseTime(v url.Values, name string) (time.Time, error) {
@@ -108,38 +208,51 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return t, invalidParam(name, "must be an RFC 3339 time such as 2026-11-25T00:00:00Z")
+	if err != nil || len(s) > maxTimeParam {
+		return time.Time{}, invalidParam(name, "must be an RFC 3339 time such as 2026-11-25T00:00:00Z")
 	}
 	return t.UTC(), nil
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
-	q, limit, err := a.parseEventQuery(r.URL.Query())
+	search, err := a.parseEventQuery(r.URL.RawQuery)
 	if err != nil {
 		a.problem(w, r, err)
 		return
 	}
-	items, err := a.st.Events(r.Context(), q)
+	items, err := a.st.Events(r.Context(), search.q)
 	if err != nil {
 		a.problem(w, r, err)
 		return
 	}
 	resp := map[string]any{"items": items}
-	if len(items) > limit {
-		items = items[:limit]
+	if len(items) > search.limit {
+		items = items[:search.limit]
 		last := items[len(items)-1]
 		resp["items"] = items
 		resp["next_cursor"] = a.encodeCursor(store.Cursor{Timestamp: last.Timestamp, Index: last.Index})
 	}
-	query := map[string]string{}
-	for k := range r.URL.Query() {
-		query[k] = r.URL.Query().Get(k)
-	}
-	if !a.recordRead(w, r, "", map[string]any{"query": query, "results": len(items)}) {
+	if !a.recordSearch(w, r, search, len(items)) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// recordSearch appends the READ record of a search of the trail, and
+// reports whether it was durably recorded; reading the trail fails closed,
+// as in recordRead. When the search is by patient, the record carries the
+// patient in patient_id, so that "who searched this patient's trail?" is
+// itself a search by patient. The query, as given, and the number of
+// results are in changes. The record is valid by construction:
+// parseEventQuery bounds every parameter (a patient at most as long as a
+// record's patient_id, no control characters, valid UTF-8), and
+// --max-changes is at least MinMaxChanges.
+func (a *API) recordSearch(w http.ResponseWriter, r *http.Request, search eventSearch, results int) bool {
+	return a.appendRead(w, r, searchRead(search, results))
+}
+
+func searchRead(search eventSearch, results int) readRecord {
+	return readRecord{patientID: search.q.PatientID, detail: map[string]any{"query": search.params, "results": results}}
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request) {
@@ -177,16 +290,35 @@ func parseIndex(s string) (uint64, error) {
 // query detail is bounded by the filters' own limits (parseEventQuery) and
 // by --max-changes being at least MinMaxChanges.
 func (a *API) recordRead(w http.ResponseWriter, r *http.Request, resourceID string, detail map[string]any) bool {
+	return a.appendRead(w, r, readRecord{resourceID: resourceID, detail: detail})
+}
+
+// readRecord is what varies between the READ records of the trail.
+type readRecord struct {
+	resourceID, patientID string
+	detail                map[string]any // in changes, when not nil
+}
+
+// readEvent is the server event that records a read of the trail by this
+// request's credential.
+func (a *API) readEvent(r *http.Request, rr readRecord) (custos.Event, error) {
 	var changes json.RawMessage
-	if detail != nil {
-		changes, _ = json.Marshal(detail)
+	if rr.detail != nil {
+		changes, _ = json.Marshal(rr.detail) // maps of strings and numbers always marshal
 	}
 	e := custos.Event{Kind: custos.KindServer, User: authn.Actor(principalOf(r)), Action: custos.ActionRead, ResourceType: "AuditEvent",
-		ResourceID: resourceID, IPAddress: clientIP(r),
+		ResourceID: rr.resourceID, PatientID: rr.patientID, IPAddress: clientIP(r),
 		UserAgent:     custos.Clip(r.UserAgent(), custos.MaxLength("user_agent")),
 		RequestMethod: r.Method, RequestPath: custos.Clip(r.URL.Path, custos.MaxLength("request_path")),
 		Changes: changes, StatusCode: http.StatusOK, Source: "custos"}
-	if err := e.Normalize(a.cfg.Limits, ""); err != nil {
+	return e, e.Normalize(a.cfg.Limits, "")
+}
+
+// appendRead appends the record of a read of the trail before anything is
+// answered.
+func (a *API) appendRead(w http.ResponseWriter, r *http.Request, rr readRecord) bool {
+	e, err := a.readEvent(r, rr)
+	if err != nil {
 		// A bug, not the client's fault: answered 500, logged.
 		a.problem(w, r, &custos.Error{Op: "httpapi.recordRead", Kind: custos.Internal, Err: err})
 		return false

@@ -1,11 +1,17 @@
 package ingest
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	goio "io"
+	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/custos-audit/custos"
 	"github.com/google/go-cmp/cmp"
@@ -102,12 +108,22 @@ func TestDecodeBodyTooLarge(t *testing.T) {
 	}
 }
 
-// FuzzDecode: no input panics, and whatever is accepted is valid.
+// FuzzDecode: no input panics; whatever is accepted is valid, says one
+// thing (valid UTF-8, no key twice in an object, no lone surrogate, every
+// record key exactly a field's name) and re-encodes to the same events.
+// Seeds: below and in testdata/fuzz/FuzzDecode.
 func FuzzDecode(f *testing.F) {
 	f.Add("application/json", good)
 	f.Add("application/json", "["+good+"]")
 	f.Add("application/x-ndjson", strings.ReplaceAll(good, "\n", ""))
 	f.Add("application/json", `{"user":{"id":"a"},"action":"LOGIN","resource_type":"S","changes":[1,{"b":null}]}`)
+	f.Add("application/json", strings.Replace(good, `"source"`, `"action":"DELETE","source"`, 1))
+	f.Add("application/json", strings.Replace(good, `"action"`, `"ACTION"`, 1))
+	f.Add("application/json", strings.Replace(good, `{ "a" : 1 }`, `{"a":1,"\u0061":2}`, 1))
+	f.Add("application/json", strings.Replace(good, `ehr-web`, "ehr\xffweb", 1))
+	f.Add("application/json", strings.Replace(good, `ehr-web`, `\ud800`, 1))
+	f.Add("application/json", strings.Replace(good, `{ "a" : 1 }`, `{"a":"\ud83d\ude00\u0001"}`, 1))
+	f.Add("application/x-ndjson", oneLine+"\n"+strings.Replace(oneLine, `"id"`, `"ID"`, 1))
 	f.Fuzz(func(t *testing.T, ct, body string) {
 		evs, err := Decode(ct, strings.NewReader(body), Options{MaxBatch: 50})
 		if err != nil {
@@ -122,5 +138,121 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted event %d fails validation again: %v", i, err)
 			}
 		}
+		if !utf8.ValidString(body) {
+			t.Fatalf("accepted a body that is not valid UTF-8")
+		}
+		texts := []string{body}
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			texts = strings.Split(body, "\n")
+		}
+		for _, text := range texts {
+			if err := saysOneThing([]byte(text)); err != nil {
+				t.Fatalf("accepted %q: %v", text, err)
+			}
+		}
+		// Re-encoded as a client would send them, the events decode to
+		// themselves.
+		var again []any
+		for _, e := range evs {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			enc.Encode(e)
+			b := buf.Bytes()
+			var m map[string]json.RawMessage // values as encoded, changes as stored
+			json.Unmarshal(b, &m)
+			for _, k := range []string{"index", "timestamp", "kind", "submitted_by"} {
+				delete(m, k)
+			}
+			again = append(again, m)
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // as the API writes JSON
+		enc.Encode(again)
+		b := buf.Bytes()
+		evs2, err := Decode("application/json", bytes.NewReader(b), Options{MaxBatch: 50})
+		if err != nil {
+			t.Fatalf("accepted events do not decode again: %v\n%s", err, b)
+		}
+		if diff := cmp.Diff(evs, evs2); diff != "" {
+			t.Fatalf("re-encoded events differ (-first +again):\n%s", diff)
+		}
 	})
+}
+
+// saysOneThing checks a JSON text the decoder accepted with encoding/json's
+// own tokenizer, independently of the strict scan: no key twice in one
+// object, no key of an event or its user other than a field's exact name,
+// and no U+FFFD but one the text spells out (a lone surrogate or invalid
+// UTF-8 would have been replaced by one).
+func saysOneThing(text []byte) error {
+	if len(bytes.TrimSpace(text)) == 0 {
+		return nil
+	}
+	literalFFFD := bytes.Contains(text, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(text), []byte(`\ufffd`))
+	eventKeys := map[string]bool{}
+	for i := range reflect.TypeFor[custos.EventInput]().NumField() {
+		name, _, _ := strings.Cut(reflect.TypeFor[custos.EventInput]().Field(i).Tag.Get("json"), ",")
+		eventKeys[name] = true
+	}
+	userKeys := map[string]bool{"id": true, "name": true, "roles": true}
+	type frame struct {
+		obj, wantKey bool
+		keys         map[string]bool
+		known        map[string]bool // the exact names allowed, or nil
+		key          string          // the key whose value is being read
+	}
+	var st []*frame
+	dec := json.NewDecoder(bytes.NewReader(text))
+	batch := bytes.HasPrefix(bytes.TrimSpace(text), []byte("["))
+	done := func() {
+		if len(st) > 0 && st[len(st)-1].obj {
+			st[len(st)-1].wantKey = true
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF; an error cannot happen in accepted text
+		}
+		if s, ok := tok.(string); ok && strings.ContainsRune(s, utf8.RuneError) && !literalFFFD {
+			return fmt.Errorf("the string %q was read with a replacement character", s)
+		}
+		if n := len(st); n > 0 && st[n-1].obj && st[n-1].wantKey {
+			top := st[n-1]
+			if tok == json.Delim('}') {
+				st = st[:n-1]
+				done()
+				continue
+			}
+			k := tok.(string)
+			if top.keys[k] {
+				return fmt.Errorf("the key %q is given twice", k)
+			}
+			if top.known != nil && !top.known[k] {
+				return fmt.Errorf("the key %q is not a field's exact name", k)
+			}
+			top.keys[k], top.key, top.wantKey = true, k, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			var known map[string]bool
+			switch n := len(st); {
+			case n == 0 && !batch, n == 1 && batch:
+				known = eventKeys
+			case n >= 1 && st[n-1].obj && st[n-1].key == "user" && st[n-1].known != nil && st[n-1].known["action"]:
+				known = userKeys
+			}
+			st = append(st, &frame{obj: true, wantKey: true, keys: map[string]bool{}, known: known})
+		case json.Delim('['):
+			st = append(st, &frame{})
+		case json.Delim(']'):
+			st = st[:len(st)-1]
+			done()
+		default:
+			done()
+		}
+	}
 }

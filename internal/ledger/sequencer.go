@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
@@ -25,6 +28,18 @@ type Config struct {
 	Logger             *slog.Logger
 	// Observe, when set, is told the size and duration of every commit.
 	Observe func(events int, d time.Duration, err error)
+	// LocalClock stamps records with Now even on a shared store, which
+	// otherwise gives the ledger its clock: for tests that need a timeline
+	// of their own. Never in production, where nodes would disagree.
+	LocalClock bool
+	// MaxClockSkew bounds how far this process's clock may be from the
+	// store's (the ledger's one clock, on a shared store) before the node
+	// reports itself unhealthy (default 2 s).
+	MaxClockSkew time.Duration
+	// Limits are the limits events are validated with at Append, whoever
+	// calls it: the server's (--max-changes). A zero MaxChanges bounds the
+	// form of changes but not its size.
+	Limits custos.Limits
 }
 
 func (cfg Config) withDefaults() Config {
@@ -42,6 +57,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxClockSkew <= 0 {
+		cfg.MaxClockSkew = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -72,6 +90,8 @@ type Sequencer struct {
 	lastTS   time.Time
 	lastCP   uint64
 	lastCPAt time.Time
+
+	health health // what the last commit said, for readiness
 
 	mu      sync.Mutex
 	closed  bool
@@ -180,17 +200,30 @@ func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *s
 // also carries a signed checkpoint covering them, so every state record is
 // anchored the moment it commits. If ctx ends first, Append returns ctx's
 // error; the records may still commit, but they were not acknowledged.
+//
+// Append accepts only valid records, whoever the caller: each event is
+// validated and brought to its stored form (custos.Event.Normalize with
+// Config.Limits) and each state record checked, on the caller's goroutine,
+// before anything is queued; an invalid record is answered custos.Invalid
+// naming the field ("[2].changes", "states[0].id"), and nothing is stored.
+// The caller's slices are not modified.
+//
+// The other answers: custos.Unavailable (retry later) when the database is
+// down or busy, and nothing was stored; custos.Invalid (or the store's own
+// kind, such as custos.Conflict) when the database refused this request's
+// records themselves. A refusal fails only the request at fault: the
+// requests committed in the same group are retried without it.
 func (s *Sequencer) Append(ctx context.Context, by string, events []custos.Event, states ...leaf.StateRecord) ([]custos.Receipt, error) {
 	if len(events) == 0 && len(states) == 0 {
 		return nil, nil
 	}
-	if by == "" {
-		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal, Err: errors.New("ledger: a record names the credential that submitted it")}
+	if by == "" || !validText(by) {
+		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal,
+			Err: fmt.Errorf("ledger: a record names the credential that submitted it, as text (got %q)", by)}
 	}
-	for i := range states {
-		if err := leaf.ValidState(&states[i]); err != nil {
-			return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal, Err: err}
-		}
+	events, err := s.validate(events, states)
+	if err != nil {
+		return nil, err
 	}
 	r := &request{by: by, events: events, states: states, resp: make(chan result, 1)}
 	s.mu.Lock()
@@ -211,6 +244,105 @@ func (s *Sequencer) Append(ctx context.Context, by string, events []custos.Event
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// validate checks the records of one request at the ledger's door and
+// returns the events in their stored form (normalized copies). Every field
+// at fault is named, prefixed "[i]." by the event's position when the
+// request carries several records, and "states[j]." for state records.
+func (s *Sequencer) validate(events []custos.Event, states []leaf.StateRecord) ([]custos.Event, error) {
+	lim := s.cfg.Limits
+	if lim.MaxChanges <= 0 {
+		lim.MaxChanges = math.MaxInt
+	}
+	var fields []custos.FieldError
+	add := func(field, msg string) { fields = append(fields, custos.FieldError{Field: field, Message: msg}) }
+	out := make([]custos.Event, len(events))
+	for i := range events {
+		// The prefix is spelt only for a field at fault: valid events cost
+		// no formatting.
+		prefix := ""
+		fault := func(field, msg string) {
+			if prefix == "" && len(events)+len(states) > 1 {
+				prefix = fmt.Sprintf("[%d].", i)
+			}
+			add(prefix+field, msg)
+		}
+		e := events[i] // Normalize replaces fields, never writes into the caller's slices
+		if err := e.Normalize(lim, ""); err != nil {
+			var ce *custos.Error
+			if !errors.As(err, &ce) || len(ce.Fields) == 0 {
+				fault("event", err.Error())
+			} else {
+				for _, f := range ce.Fields {
+					fault(f.Field, f.Message)
+				}
+			}
+		}
+		// What the database stores as text must be text: changes is
+		// compacted JSON, whose strings Normalize does not check.
+		if len(e.Changes) > 0 && !utf8.Valid(e.Changes) {
+			fault("changes", "must be valid UTF-8")
+		}
+		switch e.Kind {
+		case "":
+			e.Kind = custos.KindClient
+		case custos.KindClient, custos.KindServer:
+		default:
+			fault("kind", `must be "client" or "server"`)
+		}
+		if d := e.Disclosure; d != nil {
+			for _, f := range []struct{ name, v string }{{"recipient", d.Recipient}, {"address", d.Address}, {"purpose", d.Purpose}} {
+				if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+					fault("disclosure."+f.name, "must be valid UTF-8 without NUL characters")
+				}
+			}
+			if *d == (custos.Disclosure{}) {
+				fault("disclosure", "must name a recipient, an address or a purpose")
+			}
+		}
+		if o := e.Original; o != nil {
+			if o.Format == "" || !validText(o.Format) {
+				fault("original.format", "is required: a media type")
+			}
+			if len(o.Data) == 0 {
+				fault("original.data", "is required")
+			}
+		}
+		e.Index, e.Timestamp, e.SubmittedBy, e.LeafVersion = 0, time.Time{}, "", leaf.Current
+		if len(fields) == 0 {
+			if err := leaf.Valid(&e); err != nil {
+				fault("event", err.Error()) // a rule above is missing; never stored
+			}
+		}
+		out[i] = e
+	}
+	for j := range states {
+		st := &states[j]
+		prefix := fmt.Sprintf("states[%d].", j)
+		if err := leaf.ValidState(st); err != nil {
+			add(strings.TrimSuffix(prefix, "."), err.Error())
+		}
+		if !validText(st.Entity) {
+			add(prefix+"entity", "must be valid UTF-8 without control characters")
+		}
+		if !validText(st.ID) {
+			add(prefix+"id", "must be valid UTF-8 without control characters")
+		}
+		if !utf8.Valid(st.Doc) || bytes.IndexByte(st.Doc, 0) >= 0 || bytes.Contains(st.Doc, []byte(`\u0000`)) {
+			add(prefix+"doc", "must be valid UTF-8 without NUL characters")
+		}
+	}
+	if len(fields) > 0 {
+		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Invalid, Detail: "the records are invalid; nothing was stored", Fields: fields}
+	}
+	return out, nil
+}
+
+// validText reports whether s is valid UTF-8 without NUL or other C0
+// control characters but tab: text every store keeps as it is.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' && r != '\t' })
 }
 
 // Close stops accepting appends, commits what was already queued and waits.
@@ -321,11 +453,13 @@ func (s *Sequencer) build(reqs []*request, now time.Time) *pending {
 
 // write runs one append: under the store's lock, after catching up with the
 // head, when the store is shared; directly otherwise. batch builds what to
-// write from the (now current) state; nil writes nothing.
-func (s *Sequencer) write(ctx context.Context, batch func() *store.Batch) error {
+// write from the (now current) state at the ledger's time now — the store's
+// clock when it has one (every node then stamps records alike), this
+// process's otherwise; nil writes nothing.
+func (s *Sequencer) write(ctx context.Context, batch func(now time.Time) *store.Batch) error {
 	sw, shared := s.st.(store.SharedWriter)
 	if !shared {
-		b := batch()
+		b := batch(s.cfg.Now())
 		if b == nil {
 			return nil
 		}
@@ -335,7 +469,12 @@ func (s *Sequencer) write(ctx context.Context, batch func() *store.Batch) error 
 		if err := s.resync(ctx, h); err != nil {
 			return nil, err
 		}
-		return batch(), nil
+		now := s.cfg.Now()
+		if !h.Now.IsZero() && !s.cfg.LocalClock {
+			s.health.clock(now.Sub(h.Now), s.cfg.MaxClockSkew, s.cfg.Logger)
+			now = h.Now
+		}
+		return batch(now), nil
 	})
 }
 
@@ -367,15 +506,56 @@ func (s *Sequencer) resync(ctx context.Context, h store.Head) error {
 	return nil
 }
 
+// commit writes a group of requests in one transaction and answers each.
+//
+// When the database refuses the group for a permanent reason (the data of
+// some request: store.IsPermanent), retrying it whole would fail again and
+// fail every request in it. Instead the group is split in two halves, each
+// committed on its own (the first before the second, so indices stay
+// contiguous), and so on down until the request at fault stands alone: it
+// alone is refused, every other one is acknowledged. Any other failure
+// (pushback: the database is down or busy, or an unknown cause) fails the
+// whole group with custos.Unavailable, nothing stored. Each attempt builds
+// on a copy of the committed state, and the state changes only once an
+// attempt has durably committed.
 func (s *Sequencer) commit(reqs []*request) {
+	p, err := s.attempt(reqs)
+	switch {
+	case err == nil:
+		for i, r := range reqs {
+			r.resp <- result{receipts: p.receipts[i]}
+		}
+	case store.IsPermanent(err) && len(reqs) > 1:
+		s.cfg.Logger.Warn("the database refused a group commit; committing its requests apart to find the one at fault",
+			"requests", len(reqs), "err", err)
+		mid := len(reqs) / 2
+		s.commit(reqs[:mid])
+		s.commit(reqs[mid:])
+	case store.IsPermanent(err):
+		s.cfg.Logger.Warn("the database refused a request's records", "records", len(reqs[0].events)+len(reqs[0].states), "err", err)
+		reqs[0].resp <- result{err: refused(err)}
+	default:
+		err = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable,
+			Detail: "the ledger could not commit; nothing was stored, retry later", Err: err}
+		for _, r := range reqs {
+			r.resp <- result{err: err}
+		}
+	}
+}
+
+// attempt writes reqs in one transaction (which outlives the requests'
+// contexts, bounded by CommitTimeout) and, once it committed, moves the
+// sequencer's state to the new head.
+func (s *Sequencer) attempt(reqs []*request) (*pending, error) {
 	start := s.cfg.Now()
 	var p *pending
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
-	err := s.write(ctx, func() *store.Batch {
-		p = s.build(reqs, start)
+	err := s.write(ctx, func(now time.Time) *store.Batch {
+		p = s.build(reqs, now)
 		return p.b
 	})
 	cancel()
+	s.health.commit(err)
 	n := 0
 	if p != nil {
 		n = len(p.b.Events) + len(p.b.States)
@@ -384,22 +564,29 @@ func (s *Sequencer) commit(reqs []*request) {
 		s.cfg.Observe(n, s.cfg.Now().Sub(start), err)
 	}
 	if err != nil {
-		s.cfg.Logger.Error("ledger commit failed", "events", n, "err", err)
-		err = &custos.Error{Op: "ledger.append", Kind: custos.Unavailable,
-			Detail: "the ledger could not commit; nothing was stored, retry later", Err: err}
-		for _, r := range reqs {
-			r.resp <- result{err: err}
+		if !store.IsPermanent(err) {
+			s.cfg.Logger.Error("ledger commit failed", "events", n, "requests", len(reqs), "cause", store.CauseOf(err).String(), "err", err)
 		}
-		return
+		return nil, err
 	}
 	s.rng, s.lastTS = p.rng, p.ts
 	s.nodes += uint64(len(p.b.Nodes))
 	if p.b.Checkpoint != nil {
 		s.lastCP, s.lastCPAt = p.b.Checkpoint.Size, p.b.Checkpoint.CreatedAt
 	}
-	for i, r := range reqs {
-		r.resp <- result{receipts: p.receipts[i]}
+	return p, nil
+}
+
+// refused is the answer to a request whose records the database refused on
+// their own: the store's own kind when it gave one (a conflict), otherwise
+// Invalid. Nothing of the request was stored.
+func refused(err error) error {
+	var e *custos.Error
+	if errors.As(err, &e) && e.Kind != custos.Internal && e.Kind != custos.Unavailable {
+		return &custos.Error{Op: "ledger.append", Kind: e.Kind, Detail: e.Detail, Fields: e.Fields, Err: err}
 	}
+	return &custos.Error{Op: "ledger.append", Kind: custos.Invalid,
+		Detail: "the database refused the records of this request as invalid; nothing of it was stored", Err: err}
 }
 
 // dueCheckpoint signs a checkpoint for rng when the log grew since the last
@@ -428,11 +615,11 @@ func (s *Sequencer) dueCheckpoint(rng *compact.Range, now time.Time, force bool)
 // checkpoint publishes a checkpoint of the committed tree when one is due (or
 // force), so an idle log still gets a checkpoint of its tail.
 func (s *Sequencer) checkpoint(force bool) {
-	now := s.cfg.Now().UTC()
 	var cp *store.Checkpoint
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CommitTimeout)
 	defer cancel()
-	err := s.write(ctx, func() *store.Batch {
+	err := s.write(ctx, func(now time.Time) *store.Batch {
+		now = now.UTC().Truncate(time.Microsecond)
 		var err error
 		if cp, err = s.dueCheckpoint(s.rng, now, force); err != nil {
 			s.cfg.Logger.Error("sign checkpoint", "err", err)
@@ -450,3 +637,13 @@ func (s *Sequencer) checkpoint(force bool) {
 		s.lastCP, s.lastCPAt = cp.Size, cp.CreatedAt
 	}
 }
+
+// Healthy reports why this node cannot append now — its last commit failed
+// for a reason other than the data (the database is down, or another node
+// held the append lock past its tenure), or its clock is further from the
+// ledger's than MaxClockSkew — or nil. Readiness reports it.
+func (s *Sequencer) Healthy() error { return s.health.err() }
+
+// ClockSkew is this process's clock minus the ledger's, as last measured
+// (zero when the store has no clock of its own).
+func (s *Sequencer) ClockSkew() time.Duration { return s.health.skew() }

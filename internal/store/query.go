@@ -3,6 +3,9 @@ package store
 import (
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/custos-audit/custos"
 )
 
 // MaxLimit bounds one page of events.
@@ -95,12 +98,17 @@ func EventSQL(q Query, d Dialect) SQL {
 	if !q.To.IsZero() {
 		conds = append(conds, fmt.Sprintf("%s.ts <= %s", ord, arg(q.To.UnixMicro())))
 	}
+	// An undriven search bounded in time walks the time index from its
+	// upper end: in (ts, idx) order it stops after Limit rows, where the
+	// primary-key order would sort the whole range first (SQLite) or scan
+	// every newer event. Unbounded, the primary key serves it best.
+	byTime := drive != nil || !q.From.IsZero() || !q.To.IsZero()
 	order := "e.idx DESC"
-	if drive != nil {
+	if byTime {
 		order = fmt.Sprintf("%s.ts DESC, %s.idx DESC", ord, ord)
 	}
 	if c := q.After; c != nil {
-		if drive != nil {
+		if byTime {
 			conds = append(conds, fmt.Sprintf("(%s.ts, %s.idx) < (%s, %s)", ord, ord,
 				arg(c.Timestamp.UnixMicro()), arg(int64(c.Index))))
 		} else {
@@ -116,6 +124,68 @@ func EventSQL(q Query, d Dialect) SQL {
 		limit = MaxLimit + 1
 	}
 	return SQL{From: from, Where: where, OrderBy: order, Args: args, Limit: limit}
+}
+
+// MaxScanWindow is the widest time range a search may scan: a search with a
+// filter that no index serves (see CheckQueryBounded) reads every event of
+// its time range.
+const MaxScanWindow = 31 * 24 * time.Hour
+
+// Indexed reports whether an index drives q: it has a patient_id, a user, an
+// ip_address, or a resource_type together with a resource_id.
+func (q Query) Indexed() bool {
+	return q.PatientID != "" || q.User != "" || q.IPAddress != "" || (q.ResourceType != "" && q.ResourceID != "")
+}
+
+// CheckQueryBounded enforces the rule that keeps every search the API
+// accepts answered from an index or from a bounded scan:
+//
+//   - patient_id, user, ip_address, and resource_type with resource_id are
+//     indexed: a search with any of them reads only the events of that key;
+//   - from and to are served by the time index; with no other filter a
+//     search reads only the page it returns;
+//   - action, outcome, source, and resource_type or resource_id alone are
+//     not indexed: a search with one of them must also have an indexed
+//     filter, or a time range at most MaxScanWindow (31 days) wide (from
+//     and to, or from alone no earlier than 31 days ago), which it scans.
+//
+// It returns nil or a custos.Invalid error naming the unindexed filters.
+func CheckQueryBounded(q Query) error { return checkQueryBounded(q, time.Now()) }
+
+func checkQueryBounded(q Query, now time.Time) error {
+	if q.Indexed() {
+		return nil
+	}
+	var unindexed []string
+	for _, f := range []struct{ name, val string }{
+		{"action", q.Action}, {"outcome", q.Outcome}, {"source", q.Source},
+		{"resource_type", q.ResourceType}, {"resource_id", q.ResourceID},
+	} {
+		if f.val != "" {
+			unindexed = append(unindexed, f.name)
+		}
+	}
+	if len(unindexed) == 0 || (!q.From.IsZero() && windowEnd(q, now).Sub(q.From) <= MaxScanWindow) {
+		return nil
+	}
+	days := int(MaxScanWindow / (24 * time.Hour))
+	msg := fmt.Sprintf("no index serves this filter: add patient_id, user, ip_address, or resource_type with resource_id, "+
+		"or a time range (from, and to) at most %d days wide", days)
+	e := &custos.Error{Op: "store.query", Kind: custos.Invalid,
+		Detail: fmt.Sprintf("a search on %s alone would scan the whole trail; narrow it by an indexed filter or a time range of at most %d days",
+			strings.Join(unindexed, ", "), days)}
+	for _, f := range unindexed {
+		e.Fields = append(e.Fields, custos.FieldError{Field: f, Message: msg})
+	}
+	return e
+}
+
+// windowEnd is the upper end of q's time range: To, or now when open.
+func windowEnd(q Query, now time.Time) time.Time {
+	if q.To.IsZero() {
+		return now
+	}
+	return q.To
 }
 
 func all(vals []string) bool {

@@ -74,9 +74,13 @@ type Batch struct {
 
 // Head is the state the sequencer resumes from.
 type Head struct {
-	Size          uint64 // number of events
+	Size          uint64 // number of records
 	NodeCount     uint64 // number of stored tree nodes
 	LastTimestamp time.Time
+	// Now is the store's clock, read inside the append transaction, when
+	// the store is shared (PostgreSQL): the one clock every node stamps
+	// records with. Zero when the process's own clock is the reference.
+	Now time.Time
 }
 
 // Writer is used only by the ledger's sequencer: the one writer.

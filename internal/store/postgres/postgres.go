@@ -12,11 +12,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -29,12 +33,17 @@ const migrationLock = 0x637573746f73_01
 
 // Options tune the store. Zero fields take the defaults.
 type Options struct {
-	MaxConns int32 // pool size (default 8)
+	MaxConns int32 // pool size (default 8): appends, Ping, point reads, proofs
 	ReadOnly bool  // do not migrate (verify); the schema must be current
 	// Exclusive opens the store only when no other Custos process writes to
 	// it (custos admin-key); otherwise Open fails with ErrInUse.
 	Exclusive bool
 	Logger    *slog.Logger
+
+	// SearchConns sizes the pool of searches (Events; default 4), kept
+	// apart so that searches never hold the connections of appends and
+	// readiness. A search whose context ends is cancelled on the server.
+	SearchConns int32
 }
 
 // presenceLock is the session advisory lock every writing process holds
@@ -48,12 +57,20 @@ var ErrInUse = errors.New("a custos server is running on this database")
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool     *pgxpool.Pool
-	presence *pgx.Conn // holds presenceLock while the store is open for writing
-	log      *slog.Logger
+	pool       *pgxpool.Pool
+	presence   *pgx.Conn    // holds presenceLock while the store is open for writing
+	lockTenure atomic.Int64 // see SetLockTenure
+	log        *slog.Logger
 
+	search *pgxpool.Pool // Events only; see Options.SearchConns
+
+	// The partition cache: months (µs of their first instant) whose
+	// partition exists, as committed; and the months whose partition an
+	// open transaction created, known only once it commits (a rollback
+	// takes the partition with it). See ensurePartition.
 	partMu sync.Mutex
-	parts  map[int64]bool // months (µs of their first instant) whose partition exists
+	parts  map[int64]bool
+	partTx map[pgx.Tx][]int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -63,6 +80,9 @@ var _ store.Store = (*Store)(nil)
 func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.MaxConns <= 0 {
 		opt.MaxConns = 8
+	}
+	if opt.SearchConns <= 0 {
+		opt.SearchConns = 4
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -89,10 +109,24 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: cannot reach %s@%s:%d/%s: %w", cfg.ConnConfig.User,
 			cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, err)
 	}
-	s := &Store{pool: pool, log: opt.Logger, parts: map[int64]bool{}}
+	scfg := cfg.Copy()
+	scfg.MaxConns = opt.SearchConns
+	// A search past its deadline is cancelled in the database at once (a
+	// cancel request) and keeps its connection; pgx's default closes the
+	// connection first, and a pool of timed-out searches would reconnect.
+	scfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}
+	}
+	search, err := pgxpool.NewWithConfig(ctx, scfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, search: search, log: opt.Logger, parts: map[int64]bool{}}
 	if !opt.ReadOnly {
 		if err := s.announce(ctx, cfg.ConnConfig, opt.Exclusive); err != nil {
 			pool.Close()
+			search.Close()
 			return nil, err
 		}
 	}
@@ -185,6 +219,7 @@ func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()
+	s.search.Close()
 	if s.presence != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -194,12 +229,16 @@ func (s *Store) Close() error {
 }
 
 // ensurePartition creates the monthly partition holding ts (µs) if it does
-// not exist yet, inside tx.
+// not exist yet, inside tx. The month becomes known to the cache only when
+// tx commits (partitionsSettled): until then a rollback would remove the
+// partition that the cache says exists, and every later append in that
+// month would fail.
 func (s *Store) ensurePartition(ctx context.Context, tx pgx.Tx, ts int64) error {
 	t := time.UnixMicro(ts).UTC()
 	start := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	month := start.UnixMicro()
 	s.partMu.Lock()
-	known := s.parts[start.UnixMicro()]
+	known := s.parts[month] || slices.Contains(s.partTx[tx], month)
 	s.partMu.Unlock()
 	if known {
 		return nil
@@ -207,14 +246,35 @@ func (s *Store) ensurePartition(ctx context.Context, tx pgx.Tx, ts int64) error 
 	end := start.AddDate(0, 1, 0)
 	name := fmt.Sprintf("events_%04d_%02d", start.Year(), start.Month())
 	_, err := tx.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s PARTITION OF events FOR VALUES FROM (%d) TO (%d)`,
-		pgx.Identifier{name}.Sanitize(), start.UnixMicro(), end.UnixMicro()))
+		pgx.Identifier{name}.Sanitize(), month, end.UnixMicro()))
 	if err != nil {
 		return fmt.Errorf("postgres: create partition %s: %w", name, err)
 	}
 	s.partMu.Lock()
-	s.parts[start.UnixMicro()] = true
+	if s.partTx == nil {
+		s.partTx = map[pgx.Tx][]int64{}
+	}
+	s.partTx[tx] = append(s.partTx[tx], month)
 	s.partMu.Unlock()
 	return nil
+}
+
+// partitionsSettled ends tx's part in the partition cache: the months whose
+// partition it created are known from now on if it committed, and forgotten
+// if not (when a commit's outcome is unknown, the next append in the month
+// creates the partition again, if it does not exist).
+func (s *Store) partitionsSettled(tx pgx.Tx, committed bool) {
+	s.partMu.Lock()
+	defer s.partMu.Unlock()
+	if committed {
+		if s.parts == nil {
+			s.parts = map[int64]bool{}
+		}
+		for _, m := range s.partTx[tx] {
+			s.parts[m] = true
+		}
+	}
+	delete(s.partTx, tx)
 }
 
 // isNoRows reports whether err is pgx's "no rows".

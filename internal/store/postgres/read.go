@@ -7,6 +7,7 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // scanChunk is how many rows one scan query reads.
@@ -28,7 +29,12 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 
 // query runs a query on the pool and reads all its rows with scan.
 func query[T any](ctx context.Context, s *Store, what, sql string, scan func(store.Row) (T, error), args ...any) ([]T, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+	return queryOn(ctx, s.pool, what, sql, scan, args...)
+}
+
+// queryOn runs a query on pool and reads all its rows with scan.
+func queryOn[T any](ctx context.Context, pool *pgxpool.Pool, what, sql string, scan func(store.Row) (T, error), args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", what, err)
 	}
@@ -40,10 +46,11 @@ func query[T any](ctx context.Context, s *Store, what, sql string, scan func(sto
 	return out, nil
 }
 
-// Events answers a filtered, newest-first, keyset-paged query.
+// Events answers a filtered, newest-first, keyset-paged query on the search
+// pool; when ctx ends, the statement is cancelled on the server.
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
 	b := store.EventSQL(q, dialect)
-	return query(ctx, s, "events", `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
+	return queryOn(ctx, s.search, "events", `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
 		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), store.ScanEvent, b.Args...)
 }
 

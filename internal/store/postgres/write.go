@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/jackc/pgx/v5"
@@ -43,12 +44,30 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 // one committed. A node that dies mid-append loses its connection, which
 // aborts its transaction and frees the lock at once. The primary key of
 // tree_nodes is the fence: two appends of the same leaf can never both commit.
+//
+// Errors are classified (store.Classify): store.ErrPermanent when the
+// database refused the data, store.ErrPushback when it is down or busy.
 func (s *Store) AppendLocked(ctx context.Context, build func(store.Head) (*store.Batch, error)) error {
+	return store.Classify(s.appendLocked(ctx, build))
+}
+
+func (s *Store) appendLocked(ctx context.Context, build func(store.Head) (*store.Batch, error)) error {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
+	committed := false
+	defer func() { s.partitionsSettled(tx, committed) }() // after the rollback below
 	defer tx.Rollback(ctx)
+	// Bounded tenure: waiting for the lock, any statement, and idling
+	// inside the transaction (a node paused while it holds the lock) each
+	// end after the tenure, and the lock goes with the transaction, so a
+	// stopped node cannot stop the others for longer.
+	t := s.tenure().Milliseconds()
+	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`,
+		t, t, t)); err != nil {
+		return fmt.Errorf("postgres: append timeouts: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(sequencerLock)); err != nil {
 		return fmt.Errorf("postgres: sequencer lock: %w", err)
 	}
@@ -56,6 +75,12 @@ func (s *Store) AppendLocked(ctx context.Context, build func(store.Head) (*store
 	if err != nil {
 		return err
 	}
+	// The ledger's one clock: the database's, read under the lock.
+	var now int64
+	if err := tx.QueryRow(ctx, `SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint`).Scan(&now); err != nil {
+		return fmt.Errorf("postgres: read the clock: %w", err)
+	}
+	h.Now = time.UnixMicro(now).UTC()
 	b, err := build(h)
 	if err != nil || b == nil {
 		return err
@@ -66,6 +91,7 @@ func (s *Store) AppendLocked(ctx context.Context, build func(store.Head) (*store
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
+	committed = true
 	return nil
 }
 
@@ -105,6 +131,21 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
+}
+
+// DefaultLockTenure bounds how long one node may hold or wait for the
+// append lock, or run one statement of an append.
+const DefaultLockTenure = 2500 * time.Millisecond
+
+// SetLockTenure sets the bound on the append lock's tenure (see
+// DefaultLockTenure); zero restores the default.
+func (s *Store) SetLockTenure(d time.Duration) { s.lockTenure.Store(int64(d)) }
+
+func (s *Store) tenure() time.Duration {
+	if d := time.Duration(s.lockTenure.Load()); d > 0 {
+		return d
+	}
+	return DefaultLockTenure
 }
 
 // AddCosignatures stores witnesses' cosignature lines with the checkpoint of

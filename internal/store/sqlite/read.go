@@ -28,15 +28,16 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 	return e, nil
 }
 
-// Events answers a filtered, newest-first, keyset-paged query. A query that
-// an index key drives reads, in one snapshot, the events the index has not
-// reached yet (at most maxIndexLag, by primary key), then the indexed ones.
+// Events answers a filtered, newest-first, keyset-paged query on the search
+// pool. A query that an index key drives reads, in one snapshot, the events
+// the index has not reached yet (at most maxIndexLag, by primary key), then
+// the indexed ones. When ctx ends, the running statement is interrupted.
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
 	tail, indexed := eventQueries(q)
 	if indexed == nil || s.noIndex {
-		return s.queryEvents(ctx, s.r, tail, "", nil)
+		return s.queryEvents(ctx, s.search, tail, "", nil)
 	}
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.search.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}

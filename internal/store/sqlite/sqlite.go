@@ -36,7 +36,8 @@ const FileName = "custos.db"
 
 // Options tune the store. Zero fields take the defaults.
 type Options struct {
-	ReadConns          int           // read pool size (default 4)
+	ReadConns          int           // read pool size (default 4): Ping, point reads, proofs, the ledger's and the index's reads
+	SearchConns        int           // search pool size (default 4): Events only, so searches never hold the read pool
 	CacheKiB           int           // writer page cache (default 256 MiB)
 	CheckpointInterval time.Duration // WAL checkpoint period (default 1 s)
 	ReadOnly           bool          // open an existing store without writing to it (verify)
@@ -47,6 +48,7 @@ type Options struct {
 // Store is the SQLite store.
 type Store struct {
 	w, r, ckpt *sql.DB
+	search     *sql.DB // Events only: searches never wait for, or hold, the connections of r
 	ix         *indexer
 	path       string
 	log        *slog.Logger
@@ -82,6 +84,9 @@ func dsn(path string, pragmas ...string) string {
 func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	if opt.ReadConns <= 0 {
 		opt.ReadConns = 4
+	}
+	if opt.SearchConns <= 0 {
+		opt.SearchConns = 4
 	}
 	if opt.CacheKiB <= 0 {
 		opt.CacheKiB = 256 << 10
@@ -147,9 +152,16 @@ func (s *Store) open(ctx context.Context, dir string, opt Options) error {
 		return err
 	}
 	// Readers map the files (mmap_size) and see the index file as "ix".
-	s.r = sql.OpenDB(newAttachConnector(dsn(s.path, "query_only(1)", "cache_size(-16384)", "mmap_size(1099511627776)"), ixPath))
+	// Searches, which may scan, have a pool of their own: Ping (readiness),
+	// point reads, proofs and the ledger's and the index's reads never wait
+	// behind them.
+	readDSN := dsn(s.path, "query_only(1)", "cache_size(-16384)", "mmap_size(1099511627776)")
+	s.r = sql.OpenDB(newAttachConnector(readDSN, ixPath))
 	s.r.SetMaxOpenConns(opt.ReadConns)
 	s.r.SetMaxIdleConns(opt.ReadConns)
+	s.search = sql.OpenDB(newAttachConnector(readDSN, ixPath))
+	s.search.SetMaxOpenConns(opt.SearchConns)
+	s.search.SetMaxIdleConns(opt.SearchConns)
 	if s.ckpt, err = sql.Open("sqlite", dsn(s.path)); err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -202,7 +214,7 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 		s.noIndex = true
 	}
 	s.r.SetMaxOpenConns(opt.ReadConns)
-	s.w = s.r
+	s.w, s.search = s.r, s.r
 	applied, err := appliedMigrations(ctx, s.r)
 	if err == nil {
 		var ms []store.Migration
@@ -330,7 +342,7 @@ func (s *Store) closeAll() error {
 	if s.ix != nil {
 		errs = append(errs, s.ix.close())
 	}
-	for _, db := range []*sql.DB{s.ckpt, s.r, s.w} {
+	for _, db := range []*sql.DB{s.ckpt, s.search, s.r, s.w} {
 		if db != nil {
 			errs = append(errs, db.Close())
 		}

@@ -28,9 +28,11 @@ func (s *Store) Head(ctx context.Context) (store.Head, error) {
 // one immediate transaction that synchronous=FULL makes durable before Append
 // returns, then queues the events for the secondary index, which follows on
 // its own connection. Queries see committed events at once either way.
+// Errors are classified (store.Classify): store.ErrPermanent when SQLite
+// refused the data, store.ErrPushback when it is busy or the deadline passed.
 func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	if err := s.appendLedger(ctx, b); err != nil {
-		return err
+		return store.Classify(err)
 	}
 	if len(b.Events) > 0 {
 		s.ix.enqueue(b.Events)

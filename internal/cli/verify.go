@@ -53,7 +53,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.interval, "checkpoint-interval", time.Second, "the server's --checkpoint-interval")
 	fs.BoolVar(&c.allowTail, "allow-uncovered-tail", false, "accept records beyond the newest checkpoint however old (a server that crashed and never restarted)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress output")
-	fs.IntVar(&c.searchSample, "search-sample", 200, "records, spread over the ledger, that must each be found by a search on every indexed field through the API's query path")
+	fs.IntVar(&c.searchSample, "search-sample", 100, "records, spread over the ledger, that must each be found by a search on every indexed field through the API's query path")
 	fs.BoolVar(&c.checkIndex, "index", false, "also check the embedded store's secondary index against the ledger (a deleted or altered entry would hide a record from searches)")
 	if ok, code := parse(fs, args, stderr); !ok {
 		if code == exitUsageErr {

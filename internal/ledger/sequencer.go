@@ -629,6 +629,7 @@ func (s *Sequencer) checkpoint(force bool) {
 		}
 		return &store.Batch{Checkpoint: cp}
 	})
+	s.health.commit(err) // a node that cannot take the lock even to sign is not ready
 	if err != nil {
 		s.cfg.Logger.Error("store checkpoint", "err", err)
 		return

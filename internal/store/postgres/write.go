@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 var _ store.SharedWriter = (*Store)(nil)
@@ -63,12 +65,18 @@ func (s *Store) appendLocked(ctx context.Context, build func(store.Head) (*store
 	// inside the transaction (a node paused while it holds the lock) each
 	// end after the tenure, and the lock goes with the transaction, so a
 	// stopped node cannot stop the others for longer.
+	// (The lock wait ends first, so that its error says what it is.)
 	t := s.tenure().Milliseconds()
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`,
-		t, t, t)); err != nil {
+		t, t+500, t)); err != nil {
 		return fmt.Errorf("postgres: append timeouts: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(sequencerLock)); err != nil {
+	// The key is the schema's: ledgers in two schemas of one database are
+	// two ledgers, and never wait for each other.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(current_schema(), $1))`, int64(sequencerLock)); err != nil {
+		if isLockTimeout(err) {
+			s.evictStalledHolder(ctx)
+		}
 		return fmt.Errorf("postgres: sequencer lock: %w", err)
 	}
 	h, err := head(ctx, tx)
@@ -131,6 +139,42 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
+}
+
+// isLockTimeout reports whether err is PostgreSQL's lock_timeout.
+func isLockTimeout(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
+// evictStalledHolder ends the session that holds the append lock when it
+// has been running one statement for longer than the tenure. PostgreSQL
+// cannot time out a COPY that waits for data from a client that stopped (a
+// paused node mid-append): it defers the cancel until the client speaks
+// again, and the idle timeout does not apply to an active statement. Ending
+// that session aborts its transaction, so nothing it wrote commits, and
+// frees the lock; the stalled node's next commit finds its connection gone.
+// It needs the same role as the holder, or pg_signal_backend; it is best
+// effort, and the caller answers pushback either way.
+func (s *Store) evictStalledHolder(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var pid *int32
+	err := s.pool.QueryRow(ctx, `SELECT pg_terminate_backend(a.pid)::int * a.pid
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(current_schema(), $1)
+		  AND a.state = 'active' AND a.pid <> pg_backend_pid()
+		  AND clock_timestamp() - a.state_change > make_interval(secs => $2)
+		LIMIT 1`, int64(sequencerLock), s.tenure().Seconds()).Scan(&pid)
+	switch {
+	case isNoRows(err):
+	case err != nil:
+		s.log.Warn("could not end the session stalled on the append lock", "err", err)
+	case pid != nil && *pid != 0:
+		s.log.Warn("ended the session that held the append lock without progress for longer than the lock tenure (a paused node mid-append)",
+			"pid", *pid, "tenure", s.tenure().String())
+	}
 }
 
 // DefaultLockTenure bounds how long one node may hold or wait for the

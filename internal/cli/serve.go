@@ -31,6 +31,10 @@ type serverConfig struct {
 	data, db, addr, keyFile, origin, bootstrapToken, logLevel string
 	logFormat                                                 string
 	witnesses                                                 listFlag
+	bodyBudget                                                int64
+	queryTimeout                                              time.Duration
+	maxSearches                                               int
+	searchShare                                               float64
 	now                                                       func() time.Time // the process's clock (tests shift it)
 	checkpointEvery                                           uint64
 	checkpointInterval, lockTenure, maxClockSkew              time.Duration
@@ -54,6 +58,10 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxChanges, "max-changes", 64<<10, "bytes of an event's changes JSON at most")
 	fs.DurationVar(&c.lockTenure, "lock-tenure", 2500*time.Millisecond, "PostgreSQL: how long a node may hold or wait for the append lock, or run one append statement, before it loses the lock")
 	fs.DurationVar(&c.maxClockSkew, "max-clock-skew", 2*time.Second, "PostgreSQL: how far this node's clock may be from the database's (the ledger's clock) before it reports itself unready")
+	fs.Int64Var(&c.bodyBudget, "body-budget", httpapi.DefaultBodyBudget, "bytes of request bodies held at once by all requests; past it, 503 with Retry-After (at least --max-body)")
+	fs.DurationVar(&c.queryTimeout, "query-timeout", httpapi.DefaultQueryTimeout, "time limit of one search or read of the store; past it, 503")
+	fs.IntVar(&c.maxSearches, "max-searches", 0, "scanning searches running at once (0: a quarter of the CPUs, at least 1); indexed searches take no slot")
+	fs.Float64Var(&c.searchShare, "search-share", httpapi.DefaultSearchShare, "share of its time a search slot may spend scanning, in (0, 1]")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
 
@@ -109,6 +117,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil && cfg.maxChanges < custos.MinMaxChanges {
 		err = fmt.Errorf("--max-changes %d: must be at least %d bytes", cfg.maxChanges, custos.MinMaxChanges)
+	}
+	if err == nil && cfg.bodyBudget < cfg.maxBody {
+		err = fmt.Errorf("--body-budget %d: must be at least --max-body (%d)", cfg.bodyBudget, cfg.maxBody)
+	}
+	if err == nil && (cfg.queryTimeout <= 0 || cfg.maxSearches < 0 || cfg.searchShare <= 0 || cfg.searchShare > 1) {
+		err = errors.New("--query-timeout must be positive, --max-searches 0 or more, --search-share in (0, 1]")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos serve:", err)
@@ -223,6 +237,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	api := httpapi.New(seq, st, keys, httpapi.Config{
 		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
+		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
 	})
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {

@@ -100,7 +100,7 @@ func (s *server) startWitnessing(reg *prometheus.Registry) {
 func (s *server) critical() string {
 	if s.wit != nil {
 		if c := s.wit.Critical(); c != "" {
-			return c
+			return "CRITICAL: " + c
 		}
 	}
 	if err := s.seq.Healthy(); err != nil {

@@ -168,7 +168,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.cfg.Alerts != nil {
 		if alert := a.cfg.Alerts(); alert != "" {
-			a.problem(w, r, &custos.Error{Op: "readyz", Kind: custos.Unavailable, Detail: "CRITICAL: " + alert})
+			a.problem(w, r, &custos.Error{Op: "readyz", Kind: custos.Unavailable, Detail: "not ready: " + alert})
 			return
 		}
 	}

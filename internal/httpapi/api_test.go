@@ -240,7 +240,8 @@ func TestQueryPagingAndReadAudit(t *testing.T) {
 		}
 	}
 	// Each page read was itself recorded: READ of AuditEvent by the reader.
-	r := e.do("GET", "/v1/events?resource_type=AuditEvent&action=READ&limit=100", adminToken, "", "")
+	from := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	r := e.do("GET", "/v1/events?resource_type=AuditEvent&action=READ&limit=100&from="+from, adminToken, "", "")
 	var reads struct{ Items []custos.Event }
 	r.json(t, &reads)
 	if len(reads.Items) < 3 {

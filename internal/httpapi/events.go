@@ -117,6 +117,10 @@ func (a *API) parseEventQuery(raw string) (eventSearch, error) {
 			return eventSearch{}, err
 		}
 	}
+	// Every accepted search is answered from an index or a bounded scan.
+	if err := store.CheckQueryBounded(q); err != nil {
+		return eventSearch{}, err
+	}
 	q.Limit = limit + 1 // one more tells whether another page exists
 	params := make(map[string]string, len(v))
 	for k := range v {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/store"
@@ -151,7 +152,7 @@ func TestSearchReadRecordCarriesPatient(t *testing.T) {
 	if r := e.do("GET", "/v1/events?patient_id=p-42&limit=5", reader, "", ""); r.code != 200 {
 		t.Fatalf("search: %d %s", r.code, r.body)
 	}
-	if r := e.do("GET", "/v1/events?resource_type=Patient", reader, "", ""); r.code != 200 {
+	if r := e.do("GET", "/v1/events?resource_type=Patient&from="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), reader, "", ""); r.code != 200 {
 		t.Fatalf("search: %d %s", r.code, r.body)
 	}
 	reads, err := e.st.Events(context.Background(), store.Query{ResourceType: "AuditEvent", Limit: 10})

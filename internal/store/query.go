@@ -137,6 +137,14 @@ func (q Query) Indexed() bool {
 	return q.PatientID != "" || q.User != "" || q.IPAddress != "" || (q.ResourceType != "" && q.ResourceID != "")
 }
 
+// Scans reports whether a search must read events that it may not return:
+// it filters on a field no index serves (action, outcome, source, one of
+// resource_type and resource_id without the other). A search that does not
+// scan reads at most the page it returns.
+func (q Query) Scans() bool {
+	return q.Action != "" || q.Outcome != "" || q.Source != "" || (q.ResourceType != "") != (q.ResourceID != "")
+}
+
 // CheckQueryBounded enforces the rule that keeps every search the API
 // accepts answered from an index or from a bounded scan:
 //

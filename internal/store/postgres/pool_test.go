@@ -71,6 +71,12 @@ func TestSearchesHaveTheirOwnPool(t *testing.T) {
 	if evs, err := s.Events(ctx, store.Query{PatientID: "p-1"}); err != nil || len(evs) == 0 {
 		t.Fatalf("a search once the connections are back: %d events, %v", len(evs), err)
 	}
+	// A search runs in one backend: the API's bound on searches then
+	// bounds the database's CPUs they take.
+	var workers string
+	if err := s.search.QueryRow(ctx, `SHOW max_parallel_workers_per_gather`).Scan(&workers); err != nil || workers != "0" {
+		t.Errorf("max_parallel_workers_per_gather on the search pool: %q, %v; want 0", workers, err)
+	}
 }
 
 // TestSearchCancelledOnTheServer: a statement on the search pool whose

@@ -111,6 +111,10 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	}
 	scfg := cfg.Copy()
 	scfg.MaxConns = opt.SearchConns
+	// One backend per search, no parallel workers: the API bounds the
+	// searches running at once and their share of time, which then bounds
+	// the database's CPUs they take; a parallel scan would take them all.
+	scfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	// A search past its deadline is cancelled in the database at once (a
 	// cancel request) and keeps its connection; pgx's default closes the
 	// connection first, and a pool of timed-out searches would reconnect.

@@ -110,11 +110,11 @@ func (v *verifier) run(ctx context.Context) int {
 	}
 	defer st.Close()
 	if p := checkSchema(ctx, st); p != nil {
-		if errors.As(p, new(*store.SchemaProblem)) {
-			return v.failed("%v", p)
-		}
-		return v.usage("%v", p)
+		return v.schemaProblem(p)
 	}
+	// The storage-type scan runs beside the audit: both only read.
+	types := make(chan error, 1)
+	go func() { types <- checkStorageTypes(ctx, st) }()
 	start := time.Now()
 	opt := ledger.AuditOptions{VKey: vkey, Anchors: anchors, CheckpointInterval: c.interval, AllowUncoveredTail: c.allowTail}
 	if !c.quiet {
@@ -123,6 +123,9 @@ func (v *verifier) run(ctx context.Context) int {
 		}
 	}
 	rep, err := ledger.Audit(ctx, st, opt)
+	if terr := <-types; terr != nil && err == nil && (rep == nil || rep.Problem == nil) {
+		return v.schemaProblem(terr)
+	}
 	if err != nil {
 		return v.usage("%v", err)
 	}
@@ -240,18 +243,31 @@ func checkSchema(ctx context.Context, st store.Store) error {
 	type schemaChecker interface {
 		CheckSchema(ctx context.Context) error
 	}
+	if sc, ok := st.(schemaChecker); ok {
+		return sc.CheckSchema(ctx)
+	}
+	return nil
+}
+
+// checkStorageTypes runs the store's storage-type check, when it has one
+// (SQLite: every value must have its column's declared type).
+func checkStorageTypes(ctx context.Context, st store.Store) error {
 	type typeChecker interface {
 		CheckStorageTypes(ctx context.Context) error
-	}
-	if sc, ok := st.(schemaChecker); ok {
-		if err := sc.CheckSchema(ctx); err != nil {
-			return err
-		}
 	}
 	if tc, ok := st.(typeChecker); ok {
 		return tc.CheckStorageTypes(ctx)
 	}
 	return nil
+}
+
+// schemaProblem reports a schema or storage problem as tampering (exit 1),
+// any other error as could not run (exit 2).
+func (v *verifier) schemaProblem(err error) int {
+	if errors.As(err, new(*store.SchemaProblem)) {
+		return v.failed("%v", err)
+	}
+	return v.usage("%v", err)
 }
 
 // checkIndex checks the embedded store's secondary index: a deleted or

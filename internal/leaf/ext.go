@@ -25,6 +25,14 @@ const (
 // as they are (NULL for none), so a verifier hashes them without knowing
 // every tag.
 func EncodeExt(e *custos.Event) []byte {
+	return appendExt(nil, e)
+}
+
+// appendExt appends the extension section of e to b.
+func appendExt(b []byte, e *custos.Event) []byte {
+	if e.Disclosure == nil && e.Original == nil {
+		return append(b, 0) // the common case, without allocating
+	}
 	type kv struct {
 		tag uint64
 		v   string
@@ -43,7 +51,7 @@ func EncodeExt(e *custos.Event) []byte {
 			n++
 		}
 	}
-	b := binary.AppendUvarint(nil, uint64(n))
+	b = binary.AppendUvarint(b, uint64(n))
 	for _, f := range fields {
 		if f.v != "" {
 			b = binary.AppendUvarint(b, f.tag)

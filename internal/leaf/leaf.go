@@ -108,7 +108,7 @@ func encodeEventV2(e *custos.Event) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Timestamp.UnixMicro()))
 	b = appendString(b, e.SubmittedBy)
 	b = appendEventBody(b, e)
-	return append(b, EncodeExt(e)...)
+	return appendExt(b, e)
 }
 
 // DecodeEvent parses a canonical audit event leaf of either version. It

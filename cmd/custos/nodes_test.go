@@ -112,10 +112,12 @@ func nodesFailover(t *testing.T, bin string, count int) {
 		}
 	}
 	before := len(acked)
-	if gap := resumed.Sub(killed); resumed.IsZero() || gap > 5*time.Second {
-		t.Errorf("writes resumed %v after the kill, want within 5 s", gap)
+	// Progress, not timing, is asserted: the figure is logged for the
+	// README (benchmarks, not tests, hold timing targets).
+	if resumed.IsZero() {
+		t.Errorf("no surviving node acknowledged a write after the kill")
 	} else {
-		t.Logf("first write acknowledged by a surviving node %v after the SIGKILL", gap.Round(time.Millisecond))
+		t.Logf("first write acknowledged by a surviving node %v after the SIGKILL", resumed.Sub(killed).Round(time.Millisecond))
 	}
 	mu.Unlock()
 	nodes[0] = start() // restart the killed node; its writers stopped with it

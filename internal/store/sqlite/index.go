@@ -87,15 +87,40 @@ type indexer struct {
 	queue  []custos.Event // committed, not yet indexed, contiguous
 	closed bool
 	done   chan struct{}
+	stop   chan struct{} // closed by close: ends the retry pause
+	log    *slog.Logger
 }
+
+// Bounds on the indexer's waits: an append waits for room in the queue at
+// most queueWait (then the queue is dropped: the index is derived, and its
+// next transaction re-reads the gap from the ledger), and one index
+// transaction runs at most addTimeout.
+const (
+	queueWait  = 10 * time.Second
+	addTimeout = time.Minute
+)
 
 // enqueue hands committed events to the index, waiting while the index lags
 // more than maxIndexLag events behind.
 func (x *indexer) enqueue(evs []custos.Event) {
 	x.qmu.Lock()
 	defer x.qmu.Unlock()
-	for len(x.queue) >= maxIndexLag && !x.closed {
-		x.cond.Wait()
+	if len(x.queue) >= maxIndexLag && !x.closed {
+		deadline := time.Now().Add(queueWait)
+		wake := time.AfterFunc(queueWait, func() { x.qmu.Lock(); x.cond.Broadcast(); x.qmu.Unlock() })
+		defer wake.Stop()
+		for len(x.queue) >= maxIndexLag && !x.closed {
+			if !time.Now().Before(deadline) {
+				// The index is stuck: drop what waits (searches read the
+				// events it lacks from the ledger; the next index
+				// transaction re-reads the gap) rather than stall appends.
+				x.log.Warn("the secondary index fell behind for too long; its queue is dropped and it catches up from the ledger",
+					"queued", len(x.queue))
+				x.queue = nil
+				break
+			}
+			x.cond.Wait()
+		}
 	}
 	x.queue = append(x.queue, evs...)
 	x.cond.Broadcast()
@@ -117,9 +142,15 @@ func (x *indexer) run(log *slog.Logger, read func(from, to uint64) ([]custos.Eve
 		if len(batch) > 0 {
 			// On failure the next transaction finds upto behind its first
 			// event and re-reads the gap from the ledger.
-			if err := x.add(context.Background(), batch, read); err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), addTimeout)
+			err := x.add(ctx, batch, read)
+			cancel()
+			if err != nil {
 				log.Warn("secondary index commit failed; the next one catches up from the ledger", "err", err)
-				time.Sleep(100 * time.Millisecond)
+				select { // a pause before the retry, cut short by close
+				case <-time.After(100 * time.Millisecond):
+				case <-x.stop:
+				}
 			}
 		}
 		if closed && len(batch) == 0 {
@@ -139,7 +170,7 @@ func openIndexer(ctx context.Context, path string, log *slog.Logger, read func(f
 	}
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxLifetime(0)
-	x := &indexer{db: db, done: make(chan struct{})}
+	x := &indexer{db: db, done: make(chan struct{}), stop: make(chan struct{}), log: log}
 	x.cond = sync.NewCond(&x.qmu)
 	err = initFile(ctx, db, path, pageSize)
 	if err == nil {
@@ -218,6 +249,9 @@ func (x *indexer) upto(ctx context.Context) (uint64, error) {
 // close indexes what is queued, then closes the index file.
 func (x *indexer) close() error {
 	x.qmu.Lock()
+	if !x.closed {
+		close(x.stop)
+	}
 	x.closed = true
 	x.cond.Broadcast()
 	x.qmu.Unlock()

@@ -39,8 +39,19 @@ func buildBinary(t *testing.T) string {
 type proc struct {
 	cmd *exec.Cmd
 	url string
-	log *bytes.Buffer
+	log *syncLog
 }
+
+// syncLog is a process's captured log, written by the reader goroutine and
+// read by the test at any time.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) WriteString(s string) { l.mu.Lock(); l.b.WriteString(s); l.mu.Unlock() }
+func (l *syncLog) String() string       { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *syncLog) Len() int             { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Len() }
 
 var servingRE = regexp.MustCompile(`msg="custos is serving" url=(\S+)`)
 
@@ -57,7 +68,7 @@ func startServe(t *testing.T, bin, dir string, extra ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, log: &bytes.Buffer{}}
+	p := &proc{cmd: cmd, log: &syncLog{}}
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)

@@ -148,7 +148,9 @@ func isLockTimeout(err error) bool {
 }
 
 // evictStalledHolder ends the session that holds the append lock when it
-// has been running one statement for longer than the tenure. PostgreSQL
+// has been running one statement for longer than half the tenure (so that
+// the wait that timed out is the only one: a commit's statements take
+// milliseconds). PostgreSQL
 // cannot time out a COPY that waits for data from a client that stopped (a
 // paused node mid-append): it defers the cancel until the client speaks
 // again, and the idle timeout does not apply to an active statement. Ending
@@ -166,13 +168,13 @@ func (s *Store) evictStalledHolder(ctx context.Context) {
 		  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(current_schema(), $1)
 		  AND a.state = 'active' AND a.pid <> pg_backend_pid()
 		  AND clock_timestamp() - a.state_change > make_interval(secs => $2)
-		LIMIT 1`, int64(sequencerLock), s.tenure().Seconds()).Scan(&pid)
+		LIMIT 1`, int64(sequencerLock), s.tenure().Seconds()/2).Scan(&pid)
 	switch {
 	case isNoRows(err):
 	case err != nil:
 		s.log.Warn("could not end the session stalled on the append lock", "err", err)
 	case pid != nil && *pid != 0:
-		s.log.Warn("ended the session that held the append lock without progress for longer than the lock tenure (a paused node mid-append)",
+		s.log.Warn("ended the session that held the append lock without progress for longer than half the lock tenure (a paused node mid-append)",
 			"pid", *pid, "tenure", s.tenure().String())
 	}
 }

@@ -16,13 +16,8 @@ import (
 // unsigned tail is no more than a crash leaves. (ledger.Open then checks the
 // latest checkpoint; CheckState the state tables; the witnesses the size.)
 func checkBeforeStart(ctx context.Context, st store.Store, cfg ledger.Config) error {
-	type schemaChecker interface {
-		CheckSchema(ctx context.Context) error
-	}
-	if sc, ok := st.(schemaChecker); ok {
-		if err := sc.CheckSchema(ctx); err != nil {
-			return fmt.Errorf("%w; refusing to start: run custos verify", err)
-		}
+	if err := checkSchema(ctx, st); err != nil {
+		return fmt.Errorf("%w; refusing to start: run custos verify", err)
 	}
 	return ledger.CheckBeforeStart(ctx, st, cfg)
 }

@@ -51,8 +51,11 @@ func (a *API) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &e) && kind != custos.Internal {
 		body.Detail, body.Errors = e.Detail, e.Fields
 	}
-	if kind == custos.Internal || kind == custos.Unavailable {
+	switch kind {
+	case custos.Internal:
 		a.log.Error("request failed", "route", r.Pattern, "kind", kind.String(), "err", err)
+	case custos.Unavailable: // pushback: expected under load, and retried
+		a.log.Warn("request pushed back", "route", r.Pattern, "err", err)
 	}
 	if kind == custos.Internal {
 		body.Detail = "an internal error occurred; it has been logged"

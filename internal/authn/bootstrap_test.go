@@ -23,7 +23,7 @@ func TestBootstrapRaceMakesOneKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	const nodes = 4
-	keys := make([]*authn.Keys, nodes)
+	keys := make([]*authn.Directory, nodes)
 	for i := range keys {
 		st, err := postgres.Open(ctx, db, postgres.Options{})
 		if err != nil {
@@ -34,7 +34,7 @@ func TestBootstrapRaceMakesOneKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { seq.Close(); st.Close() })
-		if keys[i], err = authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, sig.VerifierKey()), nil); err != nil {
+		if keys[i], err = authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, sig.VerifierKey()), authn.Config{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,3 @@
-// Package authn owns credentials: API keys stored as SHA-256 hashes of their
-// secret, checked in constant time, created and revoked only through the
-// ledger: each key is the replay of its state records, proven against signed
-// checkpoints, never a row read from a table. Users, sessions and OIDC slot in behind the same Principal.
 package authn
 
 import (
@@ -16,7 +12,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -26,22 +21,12 @@ import (
 	"github.com/custos-audit/custos/internal/store"
 )
 
-// Appender records ledger records; the ledger's sequencer is one.
-type Appender interface {
-	Append(ctx context.Context, by string, events []custos.Event, states ...leaf.StateRecord) ([]custos.Receipt, error)
-}
-
-// StateFeed hands out state records once a signed checkpoint proves them
-// (ledger.StateFeed).
-type StateFeed interface {
-	Since(ctx context.Context, after int64) ([]leaf.StateRecord, error)
-}
-
-// Entity is the state entity of API keys.
-const Entity = "api_key"
+const hashSize = sha256.Size
 
 // keyDoc is an API key as its state records carry it. THIS DOCUMENT FEEDS
 // THE HASH: fields are only ever added (with omitempty), never renamed.
+// Keys of the first releases carry Scopes only; each scope stands for a
+// built-in role (custos.Scope.Role).
 type keyDoc struct {
 	ID        string         `json:"id"`
 	Name      string         `json:"name"`
@@ -51,16 +36,29 @@ type keyDoc struct {
 	CreatedBy string         `json:"created_by"`
 	RevokedAt string         `json:"revoked_at,omitempty"`
 	RevokedBy string         `json:"revoked_by,omitempty"`
+	Roles     []string       `json:"roles,omitempty"`   // a service account's roles
+	UserID    string         `json:"user_id,omitempty"` // the user whose roles the key carries
 }
 
-func (d *keyDoc) put() leaf.StateRecord {
-	b, _ := json.Marshal(d) // a keyDoc always marshals
-	return leaf.StateRecord{Entity: Entity, ID: d.ID, Op: leaf.OpPut, Doc: b}
+// roles returns the key's own roles, its scopes' included, sorted.
+func (k *keyDoc) roles() []string {
+	r := slices.Clone(k.Roles)
+	for _, s := range k.Scopes {
+		if role := s.Role(); role != "" {
+			r = append(r, role)
+		}
+	}
+	return sortedRoles(r)
+}
+
+func (k *keyDoc) put() leaf.StateRecord {
+	b, _ := json.Marshal(k) // a keyDoc always marshals
+	return leaf.StateRecord{Entity: Entity, ID: k.ID, Op: leaf.OpPut, Doc: b}
 }
 
 // create is the record of a new key: committed only if no key has its id.
-func (d *keyDoc) create() leaf.StateRecord {
-	r := d.put()
+func (k *keyDoc) create() leaf.StateRecord {
+	r := k.put()
 	r.Op = leaf.OpCreate
 	return r
 }
@@ -70,166 +68,85 @@ func (d *keyDoc) create() leaf.StateRecord {
 // (the second create conflicts).
 const bootstrapID = "bootstrap"
 
-// Keys authenticates bearer tokens and manages API keys. The keys are state
-// records of the ledger: the cache is built by replaying them, as the state
-// feed proves them against signed checkpoints, never from a table that an
-// insider could edit. Reload catches up with records other nodes wrote.
-type Keys struct {
-	ledger Appender
-	feed   StateFeed
-	now    func() time.Time
-
-	mu       sync.RWMutex
-	all      map[string]keyDoc // every key by id, revoked ones included
-	byHash   map[[sha256.Size]byte]keyDoc
-	last     int64 // index of the last state record replayed (-1: none)
-	records  int   // state records of keys replayed
-	loadedAt time.Time
-	reload   sync.Mutex // one reload at a time
-}
-
-// Nodes sharing a database see each other's key changes through reloads: the
-// cache is at most maxKeyAge old, and a miss reloads once missReloadAfter
-// after the last load.
-const (
-	maxKeyAge       = 2 * time.Second
-	missReloadAfter = 200 * time.Millisecond
-)
-
-// NewKeys replays the key records and returns the authenticator.
-func NewKeys(ctx context.Context, ledger Appender, feed StateFeed, now func() time.Time) (*Keys, error) {
-	if now == nil {
-		now = time.Now
-	}
-	k := &Keys{ledger: ledger, feed: feed, now: now, all: map[string]keyDoc{},
-		byHash: map[[sha256.Size]byte]keyDoc{}, last: -1}
-	return k, k.Reload(ctx)
-}
-
-// Reload replays the state records committed since the last reload.
-func (k *Keys) Reload(ctx context.Context) error {
-	k.mu.RLock()
-	after := k.last
-	k.mu.RUnlock()
-	recs, err := k.feed.Since(ctx, after)
-	if err != nil {
-		return fmt.Errorf("authn: load keys: %w", err)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for i := range recs {
-		r := &recs[i]
-		if int64(r.Index) <= k.last {
-			continue // replayed meanwhile
+// applyKey replays one key record; the caller holds mu.
+func (d *Directory) applyKey(r *leaf.StateRecord) error {
+	if old, ok := d.keys[r.ID]; ok {
+		if sum, err := hex.DecodeString(old.Hash); err == nil && len(sum) == hashSize {
+			delete(d.byHash, [hashSize]byte(sum))
 		}
-		k.last = int64(r.Index)
-		if r.Entity != Entity {
-			continue
-		}
-		k.records++
-		if err := k.apply(r); err != nil {
-			return err
-		}
-	}
-	k.loadedAt = k.now()
-	return nil
-}
-
-// apply replays one key record into the cache; the caller holds mu.
-func (k *Keys) apply(r *leaf.StateRecord) error {
-	if old, ok := k.all[r.ID]; ok {
-		if sum, err := hex.DecodeString(old.Hash); err == nil && len(sum) == sha256.Size {
-			delete(k.byHash, [sha256.Size]byte(sum))
-		}
-		delete(k.all, r.ID)
+		delete(d.keys, r.ID)
 	}
 	if r.Op == leaf.OpDelete {
 		return nil
 	}
-	var d keyDoc
-	if err := json.Unmarshal(r.Doc, &d); err != nil || d.ID != r.ID {
-		return fmt.Errorf("authn: key record %d is not a key document", r.Index)
+	var k keyDoc
+	if err := decodeDoc(r, &k, func() string { return k.ID }); err != nil {
+		return err
 	}
-	k.all[d.ID] = d
-	if sum, err := hex.DecodeString(d.Hash); err == nil && len(sum) == sha256.Size && d.RevokedAt == "" {
-		k.byHash[[sha256.Size]byte(sum)] = d
+	d.keys[k.ID] = k
+	if sum, err := hex.DecodeString(k.Hash); err == nil && len(sum) == hashSize && k.RevokedAt == "" {
+		d.byHash[[hashSize]byte(sum)] = k.ID
 	}
 	return nil
 }
 
-// refresh reloads the keys when the cache is older than age.
-func (k *Keys) refresh(age time.Duration) {
-	if !k.olderThan(age) {
-		return
-	}
-	k.reload.Lock()
-	defer k.reload.Unlock()
-	if k.olderThan(age) { // not reloaded meanwhile by another request
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		k.Reload(ctx) // on failure the cache stays as it was
-	}
-}
-
-// Authenticate returns the principal of a bearer token, or an error of kind
-// Unauthenticated. The token's hash is compared in constant time.
-func (k *Keys) Authenticate(token string) (*custos.Principal, error) {
+// Authenticate returns the principal of a bearer token: an API key, a
+// session, or (when configured) a single-sign-on JWT. Failures are of kind
+// Unauthenticated; hashes are compared in constant time.
+func (d *Directory) Authenticate(ctx context.Context, token string) (*custos.Principal, error) {
 	if token == "" {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "a bearer token is required")
 	}
-	sum := sha256.Sum256([]byte(token))
-	k.refresh(maxKeyAge)
-	key, ok := k.lookup(sum)
-	if !ok {
-		k.refresh(missReloadAfter) // perhaps created on another node
-		key, ok = k.lookup(sum)
+	if d.cfg.SSO != nil && strings.Count(token, ".") == 2 && !strings.HasPrefix(token, "cus") {
+		return d.authenticateJWT(ctx, token)
 	}
-	if !ok || subtle.ConstantTimeCompare([]byte(key.Hash), []byte(hex.EncodeToString(sum[:]))) != 1 {
+	sum := sha256.Sum256([]byte(token))
+	d.refresh(maxAge)
+	p, err, found := d.lookup(ctx, sum)
+	if !found {
+		d.refresh(missReloadAfter) // perhaps created on another node
+		p, err, found = d.lookup(ctx, sum)
+	}
+	if !found {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
 	}
-	return principal(key), nil
+	return p, err
 }
 
-func (k *Keys) olderThan(age time.Duration) bool {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.now().Sub(k.loadedAt) > age
-}
-
-func (k *Keys) lookup(sum [sha256.Size]byte) (keyDoc, bool) {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	key, ok := k.byHash[sum]
-	return key, ok
-}
-
-func principal(key keyDoc) *custos.Principal {
-	p := &custos.Principal{ID: key.ID, Name: key.Name, Permissions: map[custos.Permission]bool{}}
-	for _, s := range key.Scopes {
-		for _, perm := range s.Permissions() {
-			p.Permissions[perm] = true
+// lookup finds the key or session whose token hashes to sum.
+func (d *Directory) lookup(ctx context.Context, sum [hashSize]byte) (*custos.Principal, error, bool) {
+	d.mu.RLock()
+	id, isKey := d.byHash[sum]
+	var key keyDoc
+	var p *custos.Principal
+	if isKey {
+		key, p = d.keys[id], d.principals["apikey:"+id]
+	}
+	s, isSession := d.sessions[sum]
+	d.mu.RUnlock()
+	switch {
+	case isKey:
+		if subtle.ConstantTimeCompare([]byte(key.Hash), []byte(hex.EncodeToString(sum[:]))) != 1 {
+			return nil, nil, false
 		}
+		if p == nil {
+			return nil, custos.Errorf("authn", custos.Unauthenticated, "the key's user is suspended or terminated"), true
+		}
+		return p, nil, true
+	case isSession:
+		p, err := d.checkSession(ctx, sum, s)
+		return p, err, true
 	}
-	return p
+	return nil, nil, false
 }
 
-// Actor is who a ledger record says acted: the principal as an audit user.
-func Actor(p *custos.Principal) custos.User {
-	if p == nil {
-		return custos.User{ID: "custos", Name: "Custos", Roles: []string{}}
-	}
-	return custos.User{ID: "apikey:" + p.ID, Name: p.Name, Roles: []string{}}
-}
+// NewToken returns a fresh secret API key token: "cus_" and 32 random bytes.
+func NewToken() string { return "cus_" + randomToken() }
 
-// Submitter names the credential of p in the ledger's records: "apikey:<id>",
-// or "custos" for what the server does on its own.
-func Submitter(p *custos.Principal) string { return Actor(p).ID }
-
-// NewToken returns a fresh secret token: "cus_" and 32 random bytes.
-func NewToken() string {
+func randomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b) // crypto/rand.Read never fails
-	return "cus_" + base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func newID() string {
@@ -238,83 +155,144 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// Create makes a key with the given scopes and returns it with its secret
-// token, which is shown only here. The change is a ledger record.
-func (k *Keys) Create(ctx context.Context, by *custos.Principal, name string, scopes []custos.Scope, token string) (custos.APIKey, string, error) {
-	return k.create(ctx, by, newID(), name, scopes, token)
+// KeySpec is what a new key is: a service account's roles (or scopes, as the
+// first releases named them), or a user whose roles it carries.
+type KeySpec struct {
+	Name   string
+	Scopes []custos.Scope
+	Roles  []string
+	UserID string
 }
 
-func (k *Keys) create(ctx context.Context, by *custos.Principal, id, name string, scopes []custos.Scope, token string) (custos.APIKey, string, error) {
+// Create makes a key and returns it with its secret token, which is shown
+// only here. The change is a ledger record. A credential may only make keys
+// that can do no more than it can itself.
+func (d *Directory) Create(ctx context.Context, by *custos.Principal, spec KeySpec, token string) (custos.APIKey, string, error) {
+	return d.create(ctx, by, newID(), spec, token)
+}
+
+func (d *Directory) create(ctx context.Context, by *custos.Principal, id string, spec KeySpec, token string) (custos.APIKey, string, error) {
 	const op = "authn.create"
+	d.write.Lock()
+	defer d.write.Unlock()
+	if err := d.Reload(ctx); err != nil {
+		return custos.APIKey{}, "", err
+	}
+	key, err := d.checkKey(op, by, id, spec)
+	if err != nil {
+		return custos.APIKey{}, "", err
+	}
+	if token == "" {
+		token = NewToken()
+	}
+	sum := sha256.Sum256([]byte(token))
+	key.Hash = hex.EncodeToString(sum[:])
+	rec := change(by, custos.ActionCreate, "ApiKey", key.ID, nil, view(key))
+	if err := d.commit(ctx, by, []custos.Event{rec}, key.create()); err != nil {
+		return custos.APIKey{}, "", err
+	}
+	return view(key), token, nil
+}
+
+// checkKey validates a new key; the caller holds write.
+func (d *Directory) checkKey(op string, by *custos.Principal, id string, spec KeySpec) (keyDoc, error) {
 	var fields []custos.FieldError
-	if name = strings.TrimSpace(name); name == "" || utf8.RuneCountInString(name) > 100 {
+	name := strings.TrimSpace(spec.Name)
+	if name == "" || utf8.RuneCountInString(name) > 100 {
 		fields = append(fields, custos.FieldError{Field: "name", Message: "is required, at most 100 characters"})
 	} else if !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
 		fields = append(fields, custos.FieldError{Field: "name", Message: "must be valid UTF-8 without control characters"})
 	}
-	if len(scopes) == 0 {
-		fields = append(fields, custos.FieldError{Field: "scopes", Message: "at least one scope is required"})
-	}
-	for i, s := range scopes {
+	for i, s := range spec.Scopes {
 		if !s.Valid() {
 			fields = append(fields, custos.FieldError{Field: fmt.Sprintf("scopes[%d]", i),
 				Message: "must be one of admin, ingest, read, metrics"})
 		}
 	}
+	d.mu.RLock()
+	policy, user, userFound := d.policy, d.users[spec.UserID], false
+	if spec.UserID != "" {
+		_, userFound = d.users[spec.UserID]
+	}
+	d.mu.RUnlock()
+	for i, r := range spec.Roles {
+		if _, ok := policy.Role(r); !ok {
+			fields = append(fields, custos.FieldError{Field: fmt.Sprintf("roles[%d]", i), Message: fmt.Sprintf("no role %q", r)})
+		}
+	}
+	switch {
+	case spec.UserID != "" && (len(spec.Roles) > 0 || len(spec.Scopes) > 0):
+		fields = append(fields, custos.FieldError{Field: "user_id", Message: "a user's key carries the user's roles: give roles or user_id, not both"})
+	case spec.UserID != "" && !userFound:
+		fields = append(fields, custos.FieldError{Field: "user_id", Message: fmt.Sprintf("no user %q", spec.UserID)})
+	case spec.UserID != "" && user.Status != StatusActive:
+		fields = append(fields, custos.FieldError{Field: "user_id", Message: fmt.Sprintf("user %q is %s", spec.UserID, user.Status)})
+	case spec.UserID == "" && len(spec.Roles) == 0 && len(spec.Scopes) == 0:
+		fields = append(fields, custos.FieldError{Field: "roles", Message: "at least one role (or scope) is required"})
+	}
 	if len(fields) > 0 {
-		return custos.APIKey{}, "", &custos.Error{Op: op, Kind: custos.Invalid, Detail: "the key is invalid", Fields: fields}
+		return keyDoc{}, &custos.Error{Op: op, Kind: custos.Invalid, Detail: "the key is invalid", Fields: fields}
 	}
+	scopes := slices.Clone(spec.Scopes)
 	slices.Sort(scopes)
-	scopes = slices.Compact(scopes)
-	if token == "" {
-		token = NewToken()
+	key := keyDoc{ID: id, Name: name, Scopes: slices.Compact(scopes), Roles: sortedRoles(spec.Roles), UserID: spec.UserID,
+		CreatedAt: stamp(d.now()), CreatedBy: Actor(by).ID}
+	roles := key.roles()
+	if key.UserID != "" {
+		roles = user.Roles
 	}
-	sum := sha256.Sum256([]byte(token))
-	key := keyDoc{ID: id, Name: name, Scopes: scopes, Hash: hex.EncodeToString(sum[:]),
-		CreatedAt: k.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), CreatedBy: Actor(by).ID}
-	changes, _ := json.Marshal(map[string]any{"name": key.Name, "scopes": key.Scopes})
-	rec := k.record(by, custos.ActionCreate, key.ID, changes)
-	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.create()); err != nil {
-		return custos.APIKey{}, "", err
+	if by != nil {
+		if extra := beyond(policy.Permissions(roles), by.Permissions); len(extra) > 0 {
+			return keyDoc{}, custos.Errorf(op, custos.PermissionDenied,
+				"a key can do no more than the credential that makes it: this one lacks %s", strings.Join(extra, ", "))
+		}
 	}
-	k.mu.Lock()
-	k.all[key.ID] = key
-	k.byHash[sum] = key
-	k.mu.Unlock()
-	return view(key), token, nil
+	return key, nil
+}
+
+// beyond lists, sorted, the permissions in want that have does not hold.
+func beyond(want, have map[custos.Permission]bool) []string {
+	var out []string
+	for p := range want {
+		if !have[p] {
+			out = append(out, string(p))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Revoke revokes a key; the change is a ledger record.
-func (k *Keys) Revoke(ctx context.Context, by *custos.Principal, id string) error {
-	if err := k.Reload(ctx); err != nil {
+func (d *Directory) Revoke(ctx context.Context, by *custos.Principal, id string) error {
+	d.write.Lock()
+	defer d.write.Unlock()
+	if err := d.Reload(ctx); err != nil {
 		return err
 	}
-	k.mu.RLock()
-	key, ok := k.all[id]
-	k.mu.RUnlock()
+	d.mu.RLock()
+	key, ok := d.keys[id]
+	d.mu.RUnlock()
 	if !ok || key.RevokedAt != "" {
 		return custos.Errorf("authn.revoke", custos.NotFound, "no active API key with id %q", id)
 	}
-	key.RevokedAt = k.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	before := view(key)
+	key.RevokedAt = stamp(d.now())
 	key.RevokedBy = Actor(by).ID
-	rec := k.record(by, custos.ActionDelete, id, nil)
-	if _, err := k.ledger.Append(ctx, Submitter(by), []custos.Event{rec}, key.put()); err != nil {
-		return err
-	}
-	return k.Reload(ctx)
+	rec := change(by, custos.ActionDelete, "ApiKey", id, before, view(key))
+	return d.commit(ctx, by, []custos.Event{rec}, key.put())
 }
 
 // List returns every key without secrets, oldest first.
-func (k *Keys) List(ctx context.Context) ([]custos.APIKey, error) {
-	if err := k.Reload(ctx); err != nil {
+func (d *Directory) List(ctx context.Context) ([]custos.APIKey, error) {
+	if err := d.Reload(ctx); err != nil {
 		return nil, err
 	}
-	k.mu.RLock()
-	out := make([]custos.APIKey, 0, len(k.all))
-	for _, key := range k.all {
+	d.mu.RLock()
+	out := make([]custos.APIKey, 0, len(d.keys))
+	for _, key := range d.keys {
 		out = append(out, view(key))
 	}
-	k.mu.RUnlock()
+	d.mu.RUnlock()
 	slices.SortFunc(out, func(a, b custos.APIKey) int {
 		return cmp.Or(strings.Compare(a.CreatedAt, b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
@@ -324,21 +302,22 @@ func (k *Keys) List(ctx context.Context) ([]custos.APIKey, error) {
 // Bootstrap creates the administrator key on the first start of an empty
 // store: token when it is non-empty (CUSTOS_BOOTSTRAP_TOKEN), otherwise a
 // generated one. It returns the token when it created a key, "" otherwise.
-func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
-	if err := k.Reload(ctx); err != nil {
+func (d *Directory) Bootstrap(ctx context.Context, token string) (string, error) {
+	if err := d.Reload(ctx); err != nil {
 		return "", fmt.Errorf("authn: bootstrap: %w", err)
 	}
-	if k.count() > 0 {
+	if d.count() > 0 {
 		return "", nil
 	}
 	if token != "" && len(token) < 16 {
 		return "", fmt.Errorf("authn: the bootstrap token must be at least 16 characters")
 	}
-	_, tok, err := k.create(ctx, nil, bootstrapID, "bootstrap administrator", []custos.Scope{custos.ScopeAdmin}, token)
+	_, tok, err := d.create(ctx, nil, bootstrapID,
+		KeySpec{Name: "bootstrap administrator", Roles: []string{custos.RoleAdministrator}}, token)
 	if err != nil {
 		// Another node sharing the database may have bootstrapped first
 		// (its create won, ours conflicted): one key, one token.
-		if lerr := k.Reload(ctx); lerr == nil && k.count() > 0 {
+		if lerr := d.Reload(ctx); lerr == nil && d.count() > 0 {
 			return "", nil
 		}
 	}
@@ -346,10 +325,10 @@ func (k *Keys) Bootstrap(ctx context.Context, token string) (string, error) {
 }
 
 // count is the number of key records replayed.
-func (k *Keys) count() int {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.records
+func (d *Directory) count() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.keyRecords
 }
 
 // AdoptLegacy records in the ledger the keys that the first release kept in
@@ -357,36 +336,29 @@ func (k *Keys) count() int {
 // becomes a state record (the store empties the legacy row in the same
 // transaction). Legacy rows in a ledger that already has key records were
 // not written by Custos, and are refused.
-func (k *Keys) AdoptLegacy(ctx context.Context, legacy []store.Key) (int, error) {
+func (d *Directory) AdoptLegacy(ctx context.Context, legacy []store.Key) (int, error) {
 	if len(legacy) == 0 {
 		return 0, nil
 	}
-	if k.count() > 0 {
+	if d.count() > 0 {
 		return 0, fmt.Errorf("authn: the legacy api_keys table holds %d rows (first: %q) but the ledger already records keys: rows were inserted behind Custos's back; run custos verify", len(legacy), legacy[0].ID)
 	}
 	states := make([]leaf.StateRecord, len(legacy))
 	for i, l := range legacy {
-		d := keyDoc{ID: l.ID, Name: l.Name, Scopes: l.Scopes, Hash: hex.EncodeToString(l.Hash),
+		k := keyDoc{ID: l.ID, Name: l.Name, Scopes: l.Scopes, Hash: hex.EncodeToString(l.Hash),
 			CreatedAt: l.CreatedAt.Format(time.RFC3339Nano), CreatedBy: l.CreatedBy}
 		if l.RevokedAt != nil {
-			d.RevokedAt = l.RevokedAt.Format(time.RFC3339Nano)
+			k.RevokedAt = l.RevokedAt.Format(time.RFC3339Nano)
 		}
-		states[i] = d.put()
+		states[i] = k.put()
 	}
-	if _, err := k.ledger.Append(ctx, "custos", nil, states...); err != nil {
+	if err := d.commit(ctx, nil, nil, states...); err != nil {
 		return 0, err
 	}
-	return len(legacy), k.Reload(ctx)
-}
-
-// record is the server event that makes a key change visible to searches of
-// the trail; the state record beside it is what the key is.
-func (k *Keys) record(by *custos.Principal, a custos.Action, id string, changes json.RawMessage) custos.Event {
-	return custos.Event{Kind: custos.KindServer, User: Actor(by), Action: a, ResourceType: "ApiKey", ResourceID: id,
-		Changes: changes, Outcome: custos.OutcomeSuccess, Source: "custos"}
+	return len(legacy), nil
 }
 
 func view(k keyDoc) custos.APIKey {
-	return custos.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedBy: k.CreatedBy,
-		CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
+	return custos.APIKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, Roles: k.roles(), UserID: k.UserID,
+		CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt, RevokedAt: k.RevokedAt}
 }

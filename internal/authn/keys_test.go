@@ -32,20 +32,20 @@ func TestKeysAcrossNodes(t *testing.T) {
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	defer l.Close()
 	c := &clock{now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
-	a, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), c.Now)
+	a, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), authn.Config{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), c.Now)
+	b, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), authn.Config{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, token, err := a.Create(ctx, nil, "ehr", []custos.Scope{custos.ScopeIngest}, "")
+	key, token, err := a.Create(ctx, nil, authn.KeySpec{Name: "ehr", Scopes: []custos.Scope{custos.ScopeIngest}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Add(300 * time.Millisecond) // past the miss-reload spacing
-	p, err := b.Authenticate(token)
+	p, err := b.Authenticate(ctx, token)
 	if err != nil {
 		t.Fatalf("a key made on node A is refused on node B: %v", err)
 	}
@@ -55,11 +55,11 @@ func TestKeysAcrossNodes(t *testing.T) {
 	if err := a.Revoke(ctx, nil, key.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Authenticate(token); err == nil {
+	if _, err := a.Authenticate(ctx, token); err == nil {
 		t.Error("node A accepts a key it revoked")
 	}
 	c.Add(2100 * time.Millisecond)
-	if _, err := b.Authenticate(token); custos.KindOf(err) != custos.Unauthenticated {
+	if _, err := b.Authenticate(ctx, token); custos.KindOf(err) != custos.Unauthenticated {
 		t.Fatalf("node B accepts a key revoked on node A 2.1 s ago: %v", err)
 	}
 }
@@ -68,7 +68,7 @@ func TestBootstrap(t *testing.T) {
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	defer l.Close()
-	k, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), nil)
+	k, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), authn.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestBootstrap(t *testing.T) {
 	if again, err := k.Bootstrap(ctx, ""); err != nil || again != "" {
 		t.Fatalf("second bootstrap of a store with keys: %q %v, want nothing", again, err)
 	}
-	p, err := k.Authenticate(tok)
+	p, err := k.Authenticate(ctx, tok)
 	if err != nil || !p.Can(custos.PermKeysManage) {
 		t.Fatalf("bootstrap token: %+v %v", p, err)
 	}

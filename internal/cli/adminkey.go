@@ -61,11 +61,11 @@ func adminKey(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err := recordLogKey(ctx, st, seq, signer); err != nil {
 		return fail(err)
 	}
-	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
+	keys, err := authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), authn.Config{})
 	if err != nil {
 		return fail(err)
 	}
-	key, token, err := keys.Create(ctx, nil, *name, []custos.Scope{custos.ScopeAdmin}, "")
+	key, token, err := keys.Create(ctx, nil, authn.KeySpec{Name: *name, Roles: []string{custos.RoleAdministrator}}, "")
 	if err != nil {
 		return fail(err)
 	}

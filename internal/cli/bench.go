@@ -17,6 +17,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/client"
+	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/bench"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/postgres"
@@ -117,7 +118,7 @@ func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), err
 		return nil, err
 	}
 	// An admin key of its own: created through the ledger like any other.
-	if _, c.token, err = srv.keys.Create(ctx, nil, "custos bench", []custos.Scope{custos.ScopeAdmin}, ""); err != nil {
+	if _, c.token, err = srv.dir.Create(ctx, nil, authn.KeySpec{Name: "custos bench", Roles: []string{custos.RoleAdministrator}}, ""); err != nil {
 		srv.shutdown()
 		cleanup()
 		return nil, err

@@ -40,6 +40,8 @@ type serverConfig struct {
 	checkpointInterval, lockTenure, maxClockSkew              time.Duration
 	maxBody                                                   int64
 	maxBatch, maxChanges                                      int
+	sessionIdle, sessionAbsolute, maxGrant                    time.Duration
+	oidc                                                      oidcFlags
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -62,6 +64,10 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.queryTimeout, "query-timeout", httpapi.DefaultQueryTimeout, "time limit of one search or read of the store; past it, 503")
 	fs.IntVar(&c.maxSearches, "max-searches", 0, "scanning searches running at once (0: a quarter of the CPUs, at least 1); indexed searches take no slot")
 	fs.Float64Var(&c.searchShare, "search-share", httpapi.DefaultSearchShare, "share of its time a search slot may spend scanning, in (0, 1]")
+	fs.DurationVar(&c.sessionIdle, "session-idle", 15*time.Minute, "a login session not used for this long ends")
+	fs.DurationVar(&c.sessionAbsolute, "session-absolute", 12*time.Hour, "every login session ends this long after the login")
+	fs.DurationVar(&c.maxGrant, "max-grant", 4*time.Hour, "the longest an emergency (break-the-glass) grant may last")
+	c.oidc.flags(fs)
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
 
@@ -157,7 +163,8 @@ type server struct {
 	seq  *ledger.Sequencer
 	wit  *ledger.Witnesser
 	stop context.CancelFunc // stops the witnesser
-	keys *authn.Keys
+	dir  *authn.Directory
+	api  *httpapi.API
 	http *http.Server
 	url  string
 	done chan error
@@ -222,8 +229,14 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	if wit != nil {
 		s.startWitnessing(reg)
 	}
-	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
-	s.keys = keys
+	sso, err := cfg.oidc.verifier(log)
+	var keys *authn.Directory
+	if err == nil {
+		keys, err = authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), authn.Config{
+			Now: cfg.now, Logger: log, SessionIdle: cfg.sessionIdle, SessionAbsolute: cfg.sessionAbsolute,
+			MaxGrant: cfg.maxGrant, Secret: signer.DeriveSecret("second factor"), SSO: sso})
+	}
+	s.dir = keys
 	if err == nil {
 		err = adoptLegacyKeys(ctx, st, keys, log)
 	}
@@ -244,6 +257,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		s.closeLedger()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
+	s.api = api
 	s.url = "http://" + ln.Addr().String()
 	s.http = httpapi.NewServer(cfg.addr, api.Handler())
 	go func() { s.done <- s.http.Serve(ln) }()
@@ -270,7 +284,7 @@ func openStore(ctx context.Context, cfg serverConfig, log *slog.Logger, readOnly
 
 // adoptLegacyKeys records in the ledger, once, the keys a store written by
 // the first release kept in its api_keys table.
-func adoptLegacyKeys(ctx context.Context, st store.Store, keys *authn.Keys, log *slog.Logger) error {
+func adoptLegacyKeys(ctx context.Context, st store.Store, keys *authn.Directory, log *slog.Logger) error {
 	legacy, err := st.LegacyKeys(ctx)
 	if err != nil {
 		return err
@@ -293,7 +307,7 @@ func redactURL(raw string) string {
 
 // bootstrap creates the administrator credential of an empty store and shows
 // a generated token once.
-func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, out io.Writer) error {
+func (s *server) bootstrap(ctx context.Context, keys *authn.Directory, token string, out io.Writer) error {
 	tok, err := keys.Bootstrap(ctx, token)
 	if err != nil {
 		return err
@@ -333,6 +347,7 @@ func (s *server) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
+	s.api.Close()
 	s.closeLedger()
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr

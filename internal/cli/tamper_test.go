@@ -71,14 +71,14 @@ func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 	if _, err := l.Seq.Append(ctx, "custos", nil, ledger.LogKeyRecord(tl.vkey)); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, tl.vkey), clk.Now)
+	keys, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, tl.vkey), authn.Config{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := keys.Create(ctx, nil, "admin", []custos.Scope{custos.ScopeAdmin}, tamperAdmin); err != nil {
+	if _, _, err := keys.Create(ctx, nil, authn.KeySpec{Name: "admin", Scopes: []custos.Scope{custos.ScopeAdmin}}, tamperAdmin); err != nil {
 		t.Fatal(err)
 	}
-	ingest, _, err := keys.Create(ctx, nil, "ehr", []custos.Scope{custos.ScopeIngest}, "")
+	ingest, _, err := keys.Create(ctx, nil, authn.KeySpec{Name: "ehr", Scopes: []custos.Scope{custos.ScopeIngest}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,8 @@ type Config struct {
 type API struct {
 	ledger Ledger
 	st     store.Store
-	keys   *authn.Keys
+	dir    *authn.Directory
+	dlog   *authn.DecisionLog
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
@@ -68,7 +69,7 @@ type API struct {
 }
 
 // New returns the API.
-func New(ledger Ledger, st store.Store, keys *authn.Keys, cfg Config) *API {
+func New(ledger Ledger, st store.Store, dir *authn.Directory, cfg Config) *API {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 16 << 20
 	}
@@ -96,9 +97,13 @@ func New(ledger Ledger, st store.Store, keys *authn.Keys, cfg Config) *API {
 	}
 	cfg.SearchShare = min(cfg.SearchShare, 1)
 	lim := newLimits(cfg)
-	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), keys: keys, cfg: cfg, log: cfg.Logger,
-		m: newMetrics(cfg.Registry), lim: lim}
+	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), dir: dir, dlog: authn.NewDecisionLog(ledger, cfg.Logger),
+		cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registry), lim: lim}
 }
+
+// Close records the decisions still queued. Call it after the server has
+// stopped taking requests.
+func (a *API) Close() { a.dlog.Close() }
 
 // Handler returns the routes table wrapped in the common middleware.
 func (a *API) Handler() http.Handler {
@@ -108,7 +113,7 @@ func (a *API) Handler() http.Handler {
 		if limit := a.bodyLimit(r.pattern); limit > 0 {
 			h = a.limitBody(limit, h) // after authentication: only credentials hold the budget
 		}
-		if r.perm != "" {
+		if r.perm != permOpen {
 			h = a.authorize(r.perm, h)
 		}
 		mux.Handle(r.pattern, h)
@@ -118,9 +123,16 @@ func (a *API) Handler() http.Handler {
 
 type route struct {
 	pattern string
-	perm    custos.Permission // "" for the open probes
+	perm    custos.Permission // what the caller must hold; permOpen or permAuthenticated
 	h       http.HandlerFunc
 }
+
+// The two route guards that are not a permission: open routes (probes,
+// login) need no credential; permAuthenticated needs any valid one.
+const (
+	permOpen          custos.Permission = ""
+	permAuthenticated custos.Permission = "(any credential)"
+)
 
 // routes is the whole API surface.
 func (a *API) routes() []route {
@@ -134,6 +146,28 @@ func (a *API) routes() []route {
 		{"POST /v1/api-keys", custos.PermKeysManage, a.createKey},
 		{"GET /v1/api-keys", custos.PermKeysManage, a.listKeys},
 		{"DELETE /v1/api-keys/{id}", custos.PermKeysManage, a.revokeKey},
+		{"GET /v1/roles", custos.PermRolesManage, a.listRoles},
+		{"POST /v1/roles", custos.PermRolesManage, a.createRole},
+		{"GET /v1/roles/{name}", custos.PermRolesManage, a.getRole},
+		{"PUT /v1/roles/{name}", custos.PermRolesManage, a.putRole},
+		{"DELETE /v1/roles/{name}", custos.PermRolesManage, a.deleteRole},
+		{"GET /v1/users", custos.PermUsersManage, a.listUsers},
+		{"POST /v1/users", custos.PermUsersManage, a.createUser},
+		{"GET /v1/users/{id}", custos.PermUsersManage, a.getUser},
+		{"PUT /v1/users/{id}", custos.PermUsersManage, a.putUser},
+		{"DELETE /v1/users/{id}/sessions", custos.PermUsersManage, a.revokeSessions},
+		{"GET /v1/approvals", custos.PermUsersManage, a.listApprovals},
+		{"POST /v1/approvals/{id}/approve", custos.PermUsersManage, a.approve},
+		{"POST /v1/approvals/{id}/reject", custos.PermUsersManage, a.reject},
+		{"POST /v1/authorize", custos.PermAuthorize, a.authorizeDecision},
+		{"POST /v1/grants", custos.PermGrantsOpen, a.openGrant},
+		{"GET /v1/grants", custos.PermGrantsRead, a.listGrants},
+		{"POST /v1/grants/{id}/review", custos.PermGrantsReview, a.reviewGrant},
+		{"POST /v1/login", permOpen, a.login},
+		{"POST /v1/logout", permAuthenticated, a.logout},
+		{"GET /v1/me", permAuthenticated, a.me},
+		{"POST /v1/me/totp", permAuthenticated, a.enrollTOTP},
+		{"POST /v1/me/totp/confirm", permAuthenticated, a.confirmTOTP},
 		{"GET /metrics", custos.PermMetricsRead, a.metricsHandler()},
 		{"GET /healthz", "", a.healthz},
 		{"GET /readyz", "", a.readyz},

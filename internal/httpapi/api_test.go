@@ -31,7 +31,7 @@ type env struct {
 	st     *sqlite.Store
 	seq    *ledger.Sequencer
 	signer *ledger.Signer
-	keys   *authn.Keys
+	keys   *authn.Directory
 }
 
 func newEnv(t *testing.T) *env {
@@ -39,7 +39,7 @@ func newEnv(t *testing.T) *env {
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/api", ledger.Config{CheckpointInterval: 10 * time.Millisecond})
 	st, seq, signer := l.Store, l.Seq, l.Signer
-	keys, err := authn.NewKeys(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), nil)
+	keys, err := authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), authn.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func (e *env) size() uint64 {
 }
 
 func (e *env) newKey(scope custos.Scope) string {
-	_, tok, err := e.keys.Create(context.Background(), nil, "test "+string(scope), []custos.Scope{scope}, "")
+	_, tok, err := e.keys.Create(context.Background(), nil, authn.KeySpec{Name: "test " + string(scope), Scopes: []custos.Scope{scope}}, "")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -7,19 +7,22 @@ import (
 	"unicode"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/ingest"
 )
 
 type createKeyRequest struct {
 	Name   string         `json:"name"`
 	Scopes []custos.Scope `json:"scopes"`
+	Roles  []string       `json:"roles"`
+	UserID string         `json:"user_id"`
 }
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 	var req createKeyRequest
 	err := ingest.DecodeObject(r.Header.Get("Content-Type"), http.MaxBytesReader(w, r.Body, keyBodyLimit), &req)
 	if e, ok := errors.AsType[*custos.Error](err); ok && e.Kind == custos.Invalid {
-		e.Detail = `the body must be {"name": …, "scopes": […]}`
+		e.Detail = `the body must be {"name": …, "roles": […]} or {"name": …, "user_id": …}`
 	}
 	if err == nil {
 		err = checkKeyName(req.Name)
@@ -28,7 +31,8 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 		a.problem(w, r, err)
 		return
 	}
-	key, token, err := a.keys.Create(r.Context(), principalOf(r), req.Name, req.Scopes, "")
+	key, token, err := a.dir.Create(r.Context(), principalOf(r),
+		authn.KeySpec{Name: req.Name, Scopes: req.Scopes, Roles: req.Roles, UserID: req.UserID}, "")
 	if err != nil {
 		a.problem(w, r, err)
 		return
@@ -40,7 +44,7 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
-	keys, err := a.keys.List(r.Context())
+	keys, err := a.dir.List(r.Context())
 	if err != nil {
 		a.problem(w, r, err)
 		return
@@ -52,7 +56,7 @@ func (a *API) listKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) {
-	if err := a.keys.Revoke(r.Context(), principalOf(r), r.PathValue("id")); err != nil {
+	if err := a.dir.Revoke(r.Context(), principalOf(r), r.PathValue("id")); err != nil {
 		a.problem(w, r, err)
 		return
 	}

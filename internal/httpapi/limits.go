@@ -43,7 +43,9 @@ func (a *API) bodyLimit(pattern string) int64 {
 	switch pattern {
 	case "POST /v1/events":
 		return a.cfg.MaxBodyBytes
-	case "POST /v1/api-keys":
+	case "POST /v1/api-keys", "POST /v1/roles", "PUT /v1/roles/{name}", "POST /v1/users", "PUT /v1/users/{id}",
+		"POST /v1/authorize", "POST /v1/grants", "POST /v1/grants/{id}/review", "POST /v1/login",
+		"POST /v1/me/totp/confirm":
 		return keyBodyLimit
 	}
 	return 0

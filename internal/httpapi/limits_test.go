@@ -48,7 +48,7 @@ func newLimitEnv(t *testing.T, cfg Config, wrap func(*sqlite.Store) store.Store)
 	t.Helper()
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/limits", ledger.Config{CheckpointInterval: 10 * time.Millisecond})
-	keys, err := authn.NewKeys(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), nil)
+	keys, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), authn.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

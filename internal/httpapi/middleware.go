@@ -18,20 +18,36 @@ func principalOf(r *http.Request) *custos.Principal {
 	return p
 }
 
-// authorize authenticates the bearer token and requires perm.
+// sessionCookie carries a browser's session token.
+const sessionCookie = "custos_session"
+
+// credential returns the request's bearer token, or its session cookie.
+func credential(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		return strings.TrimSpace(token), ok
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		return c.Value, true
+	}
+	return "", false
+}
+
+// authorize authenticates the bearer token (or session cookie) and requires
+// perm.
 func (a *API) authorize(perm custos.Permission, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		token, ok := credential(r)
 		if !ok {
 			a.problem(w, r, custos.Errorf("authn", custos.Unauthenticated, "send Authorization: Bearer <token>"))
 			return
 		}
-		p, err := a.keys.Authenticate(strings.TrimSpace(token))
+		p, err := a.dir.Authenticate(r.Context(), token)
 		if err != nil {
 			a.problem(w, r, err)
 			return
 		}
-		if !p.Can(perm) {
+		if perm != permAuthenticated && !p.Can(perm) {
 			a.problem(w, r, custos.Errorf("authz", custos.PermissionDenied, "this credential lacks the %s permission", perm))
 			return
 		}

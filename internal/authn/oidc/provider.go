@@ -1,0 +1,184 @@
+package oidc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/custos-audit/custos"
+)
+
+// maxResponse bounds what the provider may send in one response.
+const maxResponse = 1 << 20
+
+// Discover fetches the provider's discovery document now rather than on the
+// first token. It is optional: call it at start to log a misconfigured
+// issuer early. A failure is retried on a later token (after
+// Config.RetryInterval), so it need not stop the server.
+func (v *Verifier) Discover(ctx context.Context) error {
+	_, err := v.keySet(ctx)
+	return err
+}
+
+// keySet returns the provider's key set, discovering the provider first if
+// need be. Only one discovery runs at a time; callers that arrive meanwhile
+// wait for it. After a failure, callers are refused until RetryInterval
+// has passed.
+func (v *Verifier) keySet(ctx context.Context) (gooidc.KeySet, error) {
+	for {
+		v.mu.Lock()
+		if keys := v.keys; keys != nil {
+			v.mu.Unlock()
+			return keys, nil
+		}
+		if running := v.inflight; running != nil {
+			v.mu.Unlock()
+			select {
+			case <-running:
+				continue
+			case <-ctx.Done():
+				return nil, unavailable(ctx.Err())
+			}
+		}
+		if !v.lastTry.IsZero() && v.cfg.Now().Sub(v.lastTry) < v.cfg.RetryInterval {
+			err := v.lastErr
+			v.mu.Unlock()
+			return nil, unavailable(err)
+		}
+		done := make(chan struct{})
+		v.inflight, v.lastTry = done, v.cfg.Now()
+		v.mu.Unlock()
+
+		keys, err := v.discover(ctx)
+
+		v.mu.Lock()
+		v.keys, v.lastErr, v.inflight = keys, err, nil
+		v.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		return keys, nil
+	}
+}
+
+// discover reads the provider's discovery document and returns its remote
+// key set. The request outlives the caller's cancellation, so that one
+// impatient client does not cost everyone a retry interval.
+func (v *Verifier) discover(ctx context.Context) (gooidc.KeySet, error) {
+	ctx = gooidc.ClientContext(context.WithoutCancel(ctx), v.cfg.HTTPClient)
+	p, err := gooidc.NewProvider(ctx, v.cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var meta struct {
+		JWKSURL string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
+		return nil, errors.New("discovery: no jwks_uri")
+	}
+	v.tr.watch(meta.JWKSURL)
+	return gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), v.cfg.HTTPClient), meta.JWKSURL), nil
+}
+
+func unavailable(cause error) *custos.Error {
+	return &custos.Error{Op: "oidc.verify", Kind: custos.Unavailable,
+		Detail: "the identity provider has not answered; retry", Err: cause}
+}
+
+// transport is the HTTP transport to the provider. It bounds every
+// response, and it records the key ids of the last key set fetched (or why
+// the fetch failed): go-oidc refetches the key set whenever a signature
+// does not verify, so after a refusal this tells an unknown key from a bad
+// signature.
+type transport struct {
+	base http.RoundTripper
+
+	mu      sync.Mutex
+	jwksURL string
+	kids    map[string]bool
+	err     error // of the last key set fetch
+}
+
+func newTransport(base http.RoundTripper) *transport {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{base: base}
+}
+
+// watch names the key set URL whose responses are recorded.
+func (t *transport) watch(jwksURL string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.jwksURL = jwksURL
+}
+
+// keyIDs returns the key ids of the last key set fetched, or the error of
+// that fetch.
+func (t *transport) keyIDs() (map[string]bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.kids, t.err
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	t.mu.Lock()
+	watched := t.jwksURL != "" && req.URL.String() == t.jwksURL
+	t.mu.Unlock()
+	if err != nil {
+		if watched {
+			t.record(nil, err)
+		}
+		return nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	resp.Body.Close()
+	if err == nil && len(body) > maxResponse {
+		err = fmt.Errorf("%s: response over %d bytes", req.URL, maxResponse)
+	}
+	if err != nil {
+		if watched {
+			t.record(nil, err)
+		}
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if watched {
+		t.record(keyIDsOf(resp.StatusCode, body))
+	}
+	return resp, nil
+}
+
+func (t *transport) record(kids map[string]bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.kids, t.err = kids, err
+}
+
+// keyIDsOf reads the key ids of a JSON Web Key Set response.
+func keyIDsOf(status int, body []byte) (map[string]bool, error) {
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("key set: status %d", status)
+	}
+	var set struct {
+		Keys []struct {
+			KeyID string `json:"kid"`
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, fmt.Errorf("key set: %w", err)
+	}
+	kids := make(map[string]bool, len(set.Keys))
+	for _, k := range set.Keys {
+		kids[k.KeyID] = true
+	}
+	return kids, nil
+}

@@ -328,6 +328,8 @@ func Actor(p *custos.Principal) custos.User {
 		return custos.User{ID: "custos", Name: "Custos", Roles: []string{}}
 	case p.Kind == "apikey" || p.Kind == "":
 		return custos.User{ID: "apikey:" + p.ID, Name: p.Name, Roles: nonNil(p.Roles)}
+	case p.Kind == "operator": // a command run on the store by the system account p.ID
+		return custos.User{ID: "operator:" + p.ID, Name: p.Name, Roles: []string{}}
 	default:
 		return custos.User{ID: "user:" + p.UserID, Name: p.Name, Roles: nonNil(p.Roles)}
 	}

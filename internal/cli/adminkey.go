@@ -5,14 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/ledger"
-	"github.com/custos-audit/custos/internal/store"
-	"github.com/custos-audit/custos/internal/store/postgres"
-	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
 // adminKey creates an administrator key on a stopped store: the way back in
@@ -33,38 +29,12 @@ func adminKey(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "custos admin-key:", err)
 		return exitError
 	}
-	signer, err := ledger.NewSignerFromFile(cfg.keyPath())
+	off, err := openOffline(ctx, cfg, true)
 	if err != nil {
 		return fail(err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	var st store.Store
-	if cfg.db != "" {
-		st, err = postgres.Open(ctx, cfg.db, postgres.Options{Exclusive: true, Logger: log})
-	} else {
-		st, err = sqlite.Open(ctx, cfg.data, sqlite.Options{Logger: log, MustExist: true})
-	}
-	if err != nil {
-		return fail(err)
-	}
-	lcfg := ledger.Config{Logger: log}
-	if err := checkBeforeStart(ctx, st, lcfg); err != nil {
-		st.Close()
-		return fail(err)
-	}
-	seq, err := ledger.Open(ctx, st, st, st, signer, lcfg)
-	if err != nil {
-		st.Close()
-		return fail(err)
-	}
-	defer func() { seq.Close(); st.Close() }()
-	if err := recordLogKey(ctx, st, seq, signer); err != nil {
-		return fail(err)
-	}
-	keys, err := authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()), authn.Config{})
-	if err != nil {
-		return fail(err)
-	}
+	defer off.close()
+	keys := off.dir
 	key, token, err := keys.Create(ctx, nil, authn.KeySpec{Name: *name, Roles: []string{custos.RoleAdministrator}}, "")
 	if err != nil {
 		return fail(err)

@@ -33,6 +33,8 @@ func commands() []command {
 		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", benchCmd},
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
 		{"admin-key", "create an administrator key on a stopped store, recorded in the ledger", adminKey},
+		{"user", "manage users: add, passwd, disable, enable, list (on the store, or --server)", userCmd},
+		{"role", "manage roles: add, set, delete, list (on the store, or --server)", roleCmd},
 		{"version", "print the release and the leaf encodings it reads and writes", version},
 	}
 }

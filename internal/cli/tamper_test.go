@@ -83,6 +83,27 @@ func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 		t.Fatal(err)
 	}
 	tl.ingestID = ingest.ID
+	// Roles, users and an emergency grant: state for the tamper tests.
+	if _, _, err := keys.PutRole(ctx, nil, custos.Role{Name: "ward_nurse", Permissions: []custos.Permission{"patient:read"},
+		ParentRole: custos.RoleAuditor}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []struct{ id, role, status string }{{"dr.grey", "ward_nurse", authn.StatusActive},
+		{"dr.shepherd", "ward_nurse", authn.StatusSuspended}} {
+		name, roles := u.id, []string{u.role}
+		if _, _, err := keys.SaveUser(ctx, nil, authn.UserChange{ID: u.id, Name: &name, Roles: &roles}, true); err != nil {
+			t.Fatal(err)
+		}
+		if u.status != authn.StatusActive {
+			if _, _, err := keys.SaveUser(ctx, nil, authn.UserChange{ID: u.id, Status: &u.status}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := keys.OpenGrant(ctx, &custos.Principal{Kind: "apikey", ID: "admin", Permissions: map[custos.Permission]bool{custos.PermAuthorize: true}},
+		authn.GrantRequest{UserID: "dr.grey", Reason: "code blue", PatientID: "p-1", Duration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
 	for b := range 12 {
 		clk.Add(5 * time.Second)
 		var evs []custos.Event
@@ -421,6 +442,17 @@ func tamperStateTables(t *testing.T, kind string) {
 		"scopes widened": {`UPDATE state SET doc = replace(doc, '"ingest"', '"admin"') WHERE doc LIKE '%"ingest"%'`, "differs from record"},
 		"row deleted":    {`DELETE FROM state WHERE doc LIKE '%"ingest"%'`, "is missing"},
 		"row re-pointed": {`UPDATE state SET idx = idx - 1 WHERE entity = 'api_key'`, "the ledger's latest record for it is"},
+		"role inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'role', 'evil', replace(doc, 'ward_nurse', 'evil'), idx FROM state WHERE entity = 'role'`,
+			"state row role evil has no record"},
+		"role widened":            {`UPDATE state SET doc = replace(doc, 'patient:read', 'keys:manage') WHERE entity = 'role'`, "differs from record"},
+		"role re-parented":        {`UPDATE state SET doc = replace(doc, '"auditor"', '"administrator"') WHERE entity = 'role'`, "differs from record"},
+		"user made administrator": {`UPDATE state SET doc = replace(doc, '"ward_nurse"', '"administrator"') WHERE id = 'dr.grey'`, "differs from record"},
+		"user un-suspended":       {`UPDATE state SET doc = replace(doc, '"suspended"', '"active"') WHERE id = 'dr.shepherd'`, "differs from record"},
+		"user inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'user', 'mallory', replace(doc, 'dr.grey', 'mallory'), idx FROM state WHERE id = 'dr.grey'`,
+			"state row user mallory has no record"},
+		"grant inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'grant', 'g-evil', doc, idx FROM state WHERE entity = 'grant'`,
+			"state row grant g-evil has no record"},
+		"grant extended": {`UPDATE state SET doc = replace(doc, '"expires_at":"2026', '"expires_at":"2099') WHERE entity = 'grant'`, "differs from record"},
 		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', 'x', 0, 'x')`, "api_keys"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -32,6 +32,7 @@ type benchConfig struct {
 	duration                   time.Duration
 	baseline                   bool
 	preload, patients, limit   int
+	denyShare                  float64
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -41,7 +42,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; authorize: POST /v1/authorize decisions")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
@@ -50,6 +51,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&c.preload, "preload", 0, "query mode: events to load first")
 	fs.IntVar(&c.patients, "patients", 100_000, "distinct patients in generated events")
 	fs.IntVar(&c.limit, "limit", 100, "query mode: page size")
+	fs.Float64Var(&c.denyShare, "deny-share", 0, "authorize mode: share of questions that are denied (each denial is committed before its answer)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server included when in-process) to this file")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
@@ -81,8 +83,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = c.ingest(ctx, cl, stdout)
 	case "query":
 		err = c.queries(ctx, cl, stdout, stderr)
+	case "authorize":
+		err = c.decisions(ctx, hc, stdout)
 	default:
-		err = fmt.Errorf("--mode %q: want ingest or query", c.mode)
+		err = fmt.Errorf("--mode %q: want ingest, query or authorize", c.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos bench:", err)

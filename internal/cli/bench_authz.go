@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+
+	"github.com/custos-audit/custos/internal/bench"
+)
+
+// The authorize mode: a role hierarchy 8 deep and a few hundred users made
+// through the API, then POST /v1/authorize from every client. Allowed
+// decisions are recorded in the ledger right behind their answers; denied
+// ones (--deny-share) before.
+
+const (
+	benchDepth       = 8
+	benchRolePerms   = 10
+	benchUsers       = 200
+	benchBranchRoles = 4 // chains of roles, each benchDepth deep
+)
+
+func (c *benchConfig) decisions(ctx context.Context, hc *http.Client, out io.Writer) error {
+	post := func(method, path string, body any) error {
+		b, _ := json.Marshal(body)
+		req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		rb, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, rb)
+		}
+		return nil
+	}
+	// Roles: benchBranchRoles chains, each benchDepth deep, each role with
+	// its own permissions; users hold the leaf of one chain.
+	perm := func(chain, level, i int) string { return fmt.Sprintf("app%d:verb%d_%d", chain, level, i) }
+	for chain := range benchBranchRoles {
+		for level := range benchDepth {
+			r := map[string]any{"name": fmt.Sprintf("bench-%d-%d", chain, level), "description": "custos bench", "permissions": []string{}}
+			for i := range benchRolePerms {
+				r["permissions"] = append(r["permissions"].([]string), perm(chain, level, i))
+			}
+			if level > 0 {
+				r["parent_role"] = fmt.Sprintf("bench-%d-%d", chain, level-1)
+			}
+			if err := post("POST", "/v1/roles", r); err != nil {
+				return err
+			}
+		}
+	}
+	for u := range benchUsers {
+		if err := post("POST", "/v1/users", map[string]any{"id": fmt.Sprintf("bench-user-%d", u), "name": "bench user",
+			"roles": []string{fmt.Sprintf("bench-%d-%d", u%benchBranchRoles, benchDepth-1)}}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(out, "custos bench --mode authorize: %d users, %d role chains %d deep, %d permissions a role, concurrency %d, %s, deny share %.2f\n",
+		benchUsers, benchBranchRoles, benchDepth, benchRolePerms, c.concurrency, c.duration, c.denyShare)
+	res := bench.Run(ctx, "authorize", bench.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.duration,
+		Do: func(ctx context.Context, i int) (int, error) {
+			r := rand.New(rand.NewPCG(uint64(i), 9))
+			u := r.IntN(benchUsers)
+			chain := u % benchBranchRoles
+			if r.Float64() < c.denyShare {
+				chain = (chain + 1) % benchBranchRoles // another chain's permission: denied
+			}
+			q := map[string]any{"user_id": fmt.Sprintf("bench-user-%d", u),
+				"permission": perm(chain, r.IntN(benchDepth), r.IntN(benchRolePerms)), "patient_id": fmt.Sprintf("p-%06d", r.IntN(c.patients))}
+			return 1, post("POST", "/v1/authorize", q)
+		}})
+	res.Queries = true
+	fmt.Fprintln(out, res)
+	fmt.Fprintln(out, "(every decision is appended to the ledger: denials before their answer, allowed decisions in batches right behind)")
+	return nil
+}

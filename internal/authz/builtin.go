@@ -8,8 +8,10 @@ import (
 
 // builtIns are Custos's own roles. Every Policy holds them; the API can
 // neither change nor delete them, but a custom role may name one as its
-// parent. Adding a permission to one widens what existing keys may do: do it
-// only together with the permission's introduction.
+// parent. The administrator holds every one of custos.Permissions, so it
+// gains each permission added there; adding one to another built-in role
+// widens what existing keys and users may do, so do it only together with
+// the permission's introduction.
 var builtIns = []custos.Role{
 	{
 		Name:        custos.RoleAdministrator,

@@ -27,7 +27,7 @@ func (p *Policy) Add(r custos.Role) (*Policy, error) {
 	case p.entry(def.Name) != nil:
 		return nil, conflict(op, "role %q already exists", def.Name)
 	}
-	return p.apply(op, def, nil)
+	return p.apply(op, change{put: def})
 }
 
 // Replace returns a policy one version later in which the custom role
@@ -48,7 +48,7 @@ func (p *Policy) Replace(r custos.Role) (*Policy, error) {
 	case p.entry(def.Name) == nil:
 		return nil, custos.Errorf(op, custos.NotFound, "role %q does not exist", def.Name)
 	}
-	return p.apply(op, def, nil)
+	return p.apply(op, change{put: def})
 }
 
 // Without returns a policy one version later without the custom role name.
@@ -65,7 +65,7 @@ func (p *Policy) Without(name string) (*Policy, error) {
 			"role %q is the parent of %s: give them another parent first, or delete it with re-parenting",
 			name, list(children))
 	}
-	return p.apply(op, custos.Role{}, map[string]bool{name: true})
+	return p.apply(op, change{drop: name})
 }
 
 // WithoutReparent returns a policy one version later without the custom role
@@ -85,7 +85,7 @@ func (p *Policy) WithoutReparent(name, newParent string) (*Policy, error) {
 	case newParent != "" && p.entry(newParent) == nil:
 		return nil, invalid(op, "reparent", "role %q does not exist", newParent)
 	}
-	return p.apply(op, custos.Role{}, map[string]bool{name: true}, newParent)
+	return p.apply(op, change{drop: name, reparent: true, newParent: newParent})
 }
 
 // deletable refuses to delete a role that does not exist or is built in.
@@ -99,10 +99,16 @@ func (p *Policy) deletable(op, name string) error {
 	return nil
 }
 
-// apply compiles p's roles with def put in (if it has a name), the roles in
-// deleted taken out and, when reparent is given, their children moved under
-// reparent[0].
-func (p *Policy) apply(op string, def custos.Role, deleted map[string]bool, reparent ...string) (*Policy, error) {
+// change is one change to a policy's roles.
+type change struct {
+	put       custos.Role // a role to create or replace, if it has a name
+	drop      string      // a role to delete, if not ""
+	reparent  bool        // move drop's children under newParent
+	newParent string
+}
+
+// apply compiles p's roles with c made.
+func (p *Policy) apply(op string, c change) (*Policy, error) {
 	if p == nil || p.roles == nil { // the zero Policy: start from the built-in roles
 		var err error
 		if p, err = Compile(0, nil); err != nil {
@@ -111,34 +117,33 @@ func (p *Policy) apply(op string, def custos.Role, deleted map[string]bool, repa
 	}
 	defs := make(map[string]custos.Role, len(p.names)+1)
 	for _, name := range p.names {
-		if !deleted[name] {
+		if name != c.drop {
 			defs[name] = p.roles[name].def
 		}
 	}
 	changed := make(map[string]bool)
 	field := func(string) string { return "parent_role" }
-	if def.Name != "" {
-		defs[def.Name] = def
-		changed[def.Name] = true
-		if _, ok := defs[def.ParentRole]; def.ParentRole != "" && !ok {
-			return nil, invalid(op, "parent_role", "role %q does not exist", def.ParentRole)
+	if c.put.Name != "" {
+		defs[c.put.Name] = c.put
+		changed[c.put.Name] = true
+		if _, ok := defs[c.put.ParentRole]; c.put.ParentRole != "" && !ok {
+			return nil, invalid(op, "parent_role", "role %q does not exist", c.put.ParentRole)
 		}
 	}
-	if len(reparent) > 0 {
+	if c.reparent {
 		field = func(string) string { return "reparent" }
-		for name := range deleted {
-			for _, child := range p.children[name] {
-				c := defs[child]
-				c.ParentRole = reparent[0]
-				defs[child] = c
-				changed[child] = true
-			}
+		for _, child := range p.children[c.drop] {
+			def := defs[child]
+			def.ParentRole = c.newParent
+			defs[child] = def
+			changed[child] = true
 		}
 	}
-	return link(op, p.Version()+1, defs, field, def.Name, p, changed)
+	return link(op, p.Version()+1, defs, field, c.put.Name, p, changed)
 }
 
-// list names up to maxNamed roles: "a, b and c", "a, b, … and 12 more".
+// list quotes names for a message: "a", "b" and "c", or the first maxNamed
+// and "and 12 more".
 func list(names []string) string {
 	if len(names) == 1 {
 		return fmt.Sprintf("%q", names[0])

@@ -143,6 +143,13 @@ func (d *Directory) DecideApproval(ctx context.Context, by *custos.Principal, id
 		return Approval{}, custos.Errorf(op, custos.Conflict, "approval %q is already %s", id, a.Status)
 	case Actor(by).ID == a.RequestedBy || (by.UserID != "" && by.UserID == a.RequestedByUser):
 		return Approval{}, custos.Errorf(op, custos.PermissionDenied, "a change that grants its author more must be approved by someone else")
+	case approve && !by.Can(changePermission(a.Entity)):
+		return Approval{}, custos.Errorf(op, custos.PermissionDenied, "approving a %s change needs the %s permission", a.Entity, changePermission(a.Entity))
+	}
+	if lacks := approverLacks(by, a.Gains); approve && len(lacks) > 0 {
+		// Otherwise two holders of users:manage make each other administrators.
+		return Approval{}, custos.Errorf(op, custos.PermissionDenied,
+			"a change is approved by someone who holds what it grants: this credential lacks %s", strings.Join(lacks, ", "))
 	}
 	a.DecidedBy, a.DecidedAt = Actor(by).ID, stamp(d.now())
 	a.Status = ApprovalRejected
@@ -221,4 +228,25 @@ func recheck(op string, policy *authz.Policy, p proposed) (leaf.StateRecord, err
 		return rec, requireRoles(op, policy, u.Roles)
 	}
 	return rec, custos.Errorf(op, custos.Internal, "approval of an unknown entity %q", p.Entity)
+}
+
+// changePermission is the permission that changing entity needs.
+func changePermission(entity string) custos.Permission {
+	if entity == EntityRole {
+		return custos.PermRolesManage
+	}
+	return custos.PermUsersManage
+}
+
+// approverLacks lists, sorted, the permissions of gains that by does not
+// hold.
+func approverLacks(by *custos.Principal, gains []string) []string {
+	var out []string
+	for _, g := range gains {
+		if !by.Can(custos.Permission(g)) {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

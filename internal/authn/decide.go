@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,7 +69,9 @@ func (d *Directory) Decide(by *custos.Principal, q Question) (Answer, custos.Eve
 	default:
 		dec := policy.Decide(u.Roles, q.Permission)
 		a.Allowed, a.Reason = dec.Allowed, dec.Reason(q.Permission)
-		if !dec.Allowed {
+		// An emergency grant covers patient care, never Custos's own
+		// permissions (roles, users, keys): those are not broken glass.
+		if !dec.Allowed && !slices.Contains(custos.ReservedAreas, q.Permission.Area()) {
 			if g, ok := d.EmergencyGrant(u.ID, q.PatientID); ok {
 				a = Answer{Allowed: true, BreakGlass: true, GrantID: g.ID,
 					Reason: fmt.Sprintf("allowed by emergency grant %s (%s), until %s", g.ID, g.Reason, g.ExpiresAt)}

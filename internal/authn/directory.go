@@ -53,6 +53,9 @@ const (
 	EntitySession  = "session"
 	EntityGrant    = "grant"
 	EntityApproval = "approval"
+	// EntityCodeSpent marks a TOTP time step as spent by a user's login
+	// ("<user id>@<step>"); created, so that two nodes cannot both spend one.
+	EntityCodeSpent = "totp_spent"
 )
 
 // Config tunes a Directory. Zero fields take the defaults.
@@ -187,11 +190,7 @@ func (d *Directory) Reload(ctx context.Context) error {
 			continue // replayed meanwhile
 		}
 		d.last = int64(r.Index)
-		ok, err := d.apply(r)
-		if err != nil {
-			return err
-		}
-		changed = changed || ok
+		changed = d.apply(r) || changed
 	}
 	if changed {
 		d.rebuildPrincipals()
@@ -201,17 +200,18 @@ func (d *Directory) Reload(ctx context.Context) error {
 }
 
 // apply replays one record; the caller holds mu. It reports whether the
-// record was one of this package's.
-func (d *Directory) apply(r *leaf.StateRecord) (bool, error) {
+// record changes what principals may do (a key, a user or a role).
+func (d *Directory) apply(r *leaf.StateRecord) bool {
 	var err error
+	principals := false
 	switch r.Entity {
 	case Entity:
 		d.keyRecords++
-		err = d.applyKey(r)
+		err, principals = d.applyKey(r), true
 	case EntityRole:
-		err = d.applyRole(r)
+		err, principals = d.applyRole(r), true
 	case EntityUser:
-		err = d.applyUser(r)
+		err, principals = d.applyUser(r), true
 	case EntitySession:
 		err = d.applySession(r)
 	case EntityGrant:
@@ -219,13 +219,13 @@ func (d *Directory) apply(r *leaf.StateRecord) (bool, error) {
 	case EntityApproval:
 		err = d.applyApproval(r)
 	default:
-		return false, nil
+		return false
 	}
 	if err != nil {
 		// The record is in the ledger, signed: every node skips it alike.
 		d.log.Warn("state record skipped at replay", "index", r.Index, "entity", r.Entity, "error", err)
 	}
-	return true, nil
+	return principals
 }
 
 // decodeDoc reads a state record's document into v, whose id must match.

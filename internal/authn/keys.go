@@ -250,11 +250,13 @@ func (d *Directory) checkKey(op string, by *custos.Principal, id string, spec Ke
 	return key, nil
 }
 
-// beyond lists, sorted, the permissions in want that have does not hold.
+// beyond lists, sorted, Custos's own permissions in want that have does
+// not hold. Applications' permissions (patient:read) are not Custos's to
+// guard: whoever manages roles hands them out.
 func beyond(want, have map[custos.Permission]bool) []string {
 	var out []string
 	for p := range want {
-		if !have[p] {
+		if !have[p] && slices.Contains(custos.ReservedAreas, p.Area()) {
 			out = append(out, string(p))
 		}
 	}

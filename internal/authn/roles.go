@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authz"
@@ -110,14 +111,28 @@ func (d *Directory) PutRole(ctx context.Context, by *custos.Principal, r custos.
 		states[0].Op = leaf.OpCreate // two nodes creating one name: the second conflicts
 	}
 	events := []custos.Event{change(by, action, "Role", def.Name, before, roleView(def))}
-	if extra := escalation(by, next); len(extra) > 0 {
+	if extra := escalation(by, next, def); len(extra) > 0 {
 		a, err := d.propose(ctx, by, "role", def.Name, events, states, extra)
 		return custos.Role{}, a, err
 	}
 	if err := d.commit(ctx, by, events, states...); err != nil {
 		return custos.Role{}, nil, err
 	}
-	return def, nil, nil
+	// The replay is the authority: a change that another node's, committed
+	// first, made invalid (a cycle) was skipped.
+	got, ok := d.replayedRole(def.Name)
+	if !ok || got.Description != def.Description || got.ParentRole != def.ParentRole || !slices.Equal(got.Permissions, def.Permissions) {
+		return custos.Role{}, nil, custos.Errorf("role.save", custos.Conflict,
+			"role %q was changed on another node at the same time and this change could not be made: read the roles and try again", def.Name)
+	}
+	return got, nil, nil
+}
+
+// replayedRole returns a role as the replayed state holds it.
+func (d *Directory) replayedRole(name string) (custos.Role, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.policy.Role(name)
 }
 
 // DeleteRole deletes a custom role. A role others inherit from is refused
@@ -153,7 +168,14 @@ func (d *Directory) DeleteRole(ctx context.Context, by *custos.Principal, name s
 	}
 	states = append(states, leaf.StateRecord{Entity: EntityRole, ID: name, Op: leaf.OpDelete})
 	events = append(events, change(by, custos.ActionDelete, "Role", name, roleView(old), nil))
-	return d.commit(ctx, by, events, states...)
+	if err := d.commit(ctx, by, events, states...); err != nil {
+		return err
+	}
+	if _, ok := d.replayedRole(name); ok { // skipped at replay: another node gave it a child meanwhile
+		return custos.Errorf("role.delete", custos.Conflict,
+			"role %q was changed on another node at the same time and could not be deleted: read the roles and try again", name)
+	}
+	return nil
 }
 
 // roleView is a role as the trail shows it in a change: its definition.
@@ -161,13 +183,18 @@ func roleView(r custos.Role) map[string]any {
 	return map[string]any{"name": r.Name, "description": r.Description, "permissions": r.Permissions, "parent_role": r.ParentRole}
 }
 
-// escalation lists the permissions a change would add to the credential
-// making it: the change grants it to itself.
-func escalation(by *custos.Principal, next *authz.Policy) []string {
+// escalation lists the permissions a role change hands out that its author
+// does not hold: the role's own effective permissions, and what the change
+// adds to the author through roles the author holds. Nobody hands out what
+// they do not hold without a second administrator.
+func escalation(by *custos.Principal, next *authz.Policy, role custos.Role) []string {
 	if by == nil {
 		return nil // Custos itself, or an operator's command on a stopped store
 	}
-	return beyond(next.Permissions(by.Roles), by.Permissions)
+	extra := beyond(next.Permissions([]string{role.Name}), by.Permissions)
+	extra = append(extra, beyond(next.Permissions(by.Roles), by.Permissions)...)
+	slices.Sort(extra)
+	return slices.Compact(extra)
 }
 
 // requireRoles checks that every role exists in policy.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -126,7 +127,9 @@ func (d *Directory) openSession(ctx context.Context, u userDoc, in Login, step i
 	states[0].Op = leaf.OpCreate
 	by := &custos.Principal{ID: u.ID, Kind: "session", Name: u.Name, UserID: u.ID, Roles: u.Roles}
 	ev := loginEvent(in, custos.ActionLogin, custos.OutcomeSuccess, 200, map[string]any{"session": s.ID[:16], "second_factor": step > 0})
-	ev.User = Actor(by)
+	// The user as failed logins and logouts name them ("ann", not
+	// "user:ann"), so that a search or a rule on the user sees every attempt.
+	ev.User = custos.User{ID: u.ID, Name: u.Name, Roles: nonNil(u.Roles)}
 	d.write.Lock()
 	defer d.write.Unlock()
 	if step > 0 { // the code is spent: remembered in the ledger, for every node
@@ -139,14 +142,25 @@ func (d *Directory) openSession(ctx context.Context, u userDoc, in Login, step i
 		if cur.TOTPStep >= step { // a concurrent login used the same code
 			return Session{}, d.failLogin(ctx, in, "second factor: code replayed", totp.ErrReplayed)
 		}
+		prev := cur.TOTPStep
 		cur.TOTPStep = step
-		states = append(states, cur.put())
+		// The create conflicts if another node spent this step meanwhile
+		// (its user record, replayed after our check, said nothing yet); the
+		// previous step's marker goes, so a user keeps at most one.
+		spent := leaf.StateRecord{Entity: EntityCodeSpent, ID: spentID(u.ID, step), Op: leaf.OpCreate, Doc: []byte("{}")}
+		states = append(states, cur.put(), spent,
+			leaf.StateRecord{Entity: EntityCodeSpent, ID: spentID(u.ID, prev), Op: leaf.OpDelete})
 	}
 	if err := d.commit(ctx, by, []custos.Event{ev}, states...); err != nil {
+		if step > 0 && custos.KindOf(err) == custos.Conflict {
+			return Session{}, d.failLogin(ctx, in, "second factor: code replayed on another node", totp.ErrReplayed)
+		}
 		return Session{}, err
 	}
 	return Session{Token: token, UserID: u.ID, ExpiresAt: s.ExpiresAt, IdleFor: d.cfg.SessionIdle.String()}, nil
 }
+
+func spentID(userID string, step int64) string { return userID + "@" + strconv.FormatInt(step, 10) }
 
 // failLogin records a failed login, then answers answer.
 func (d *Directory) failLogin(ctx context.Context, in Login, reason string, answer error) error {

@@ -145,7 +145,12 @@ func (d *Directory) SaveUser(ctx context.Context, by *custos.Principal, c UserCh
 	d.mu.RLock()
 	policy := d.policy
 	d.mu.RUnlock()
-	if by != nil && by.UserID == next.ID {
+	// Nobody hands out what they do not hold: a change that gives an account
+	// (one's own or another's) permissions its author lacks, or takes over
+	// such an account (a new password, a reactivation), waits for another
+	// administrator. Suspending or terminating never waits.
+	grants := create || c.Roles != nil || c.Password != nil || (c.Status != nil && *c.Status == StatusActive)
+	if by != nil && grants {
 		if extra := beyond(policy.Permissions(next.Roles), by.Permissions); len(extra) > 0 {
 			a, err := d.propose(ctx, by, EntityUser, next.ID, events, []leaf.StateRecord{rec}, extra)
 			return User{}, a, err

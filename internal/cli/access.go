@@ -145,7 +145,7 @@ func (l *local) saveUser(ctx context.Context, c authn.UserChange, create bool) (
 	u, _, err := l.off.dir.SaveUser(ctx, l.by, c, create)
 	return u, err
 }
-func (l *local) users(ctx context.Context) ([]authn.User, error) { return l.off.dir.Users(ctx) }
+func (l *local) users(ctx context.Context) ([]authn.User, error)  { return l.off.dir.Users(ctx) }
 func (l *local) roles(ctx context.Context) ([]custos.Role, error) { return l.off.dir.Roles(ctx) }
 func (l *local) putRole(ctx context.Context, r custos.Role, create bool) (any, error) {
 	role, _, err := l.off.dir.PutRole(ctx, l.by, r, create)

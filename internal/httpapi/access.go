@@ -161,7 +161,12 @@ func (a *API) revokeSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listApprovals(w http.ResponseWriter, r *http.Request) {
-	pending := r.URL.Query().Get("status") == authn.ApprovalPending
+	status := r.URL.Query().Get("status")
+	if status != "" && status != authn.ApprovalPending {
+		a.problem(w, r, invalidField("status", `must be "pending" or absent`))
+		return
+	}
+	pending := status == authn.ApprovalPending
 	list, err := a.dir.Approvals(r.Context(), pending)
 	if err != nil {
 		a.problem(w, r, err)

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/custos-audit/custos"
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/custos-audit/custos"
 )
 
 // fuzzKey is the fixed EdDSA key of the fuzz target, so that the seed

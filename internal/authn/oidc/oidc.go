@@ -36,7 +36,8 @@
 //	RoleMap:     {"audit-reader": "auditor", "privacy": "privacy_officer"}
 //
 // Microsoft Entra ID (app roles declared on the Custos app registration and
-// assigned to users or groups; v2.0 tokens):
+// assigned to users or groups; set "accessTokenAcceptedVersion": 2 in its
+// manifest, or access tokens carry the v1 issuer https://sts.windows.net/…):
 //
 //	Issuer:      "https://login.microsoftonline.com/<tenant id>/v2.0"
 //	ClientID:    "<application (client) id>"

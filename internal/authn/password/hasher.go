@@ -94,7 +94,9 @@ func (h *Hasher) Verify(ctx context.Context, password, encoded string) error {
 
 // VerifyUnknown does the work of Verify for a user that does not exist, so
 // that the answer and its timing are those of a wrong password. It returns
-// ErrMismatch, or the same custos.Unavailable error as Verify.
+// ErrMismatch, or the same custos.Unavailable error as Verify. The work is
+// that of a hash made with the Hasher's parameters: rehash stored hashes
+// with older ones (NeedsRehash) so that the two stay alike.
 func (h *Hasher) VerifyUnknown(ctx context.Context, password string) error {
 	if err := h.compare(ctx, "password.verify", password, h.dummy); err != nil {
 		return err

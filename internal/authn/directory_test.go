@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"context"
+	"github.com/custos-audit/custos/internal/clocktest"
 	"slices"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func (r *racer) Append(ctx context.Context, by string, events []custos.Event, st
 // clock.
 type nodes struct {
 	l     *ledgertest.Ledger
-	clock *clock
+	clock *clocktest.Clock
 	dirs  []*authn.Directory
 	racer []*racer
 }
@@ -61,7 +62,7 @@ func newNodes(t *testing.T, n int) *nodes {
 	t.Helper()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	t.Cleanup(l.Close)
-	ns := &nodes{l: l, clock: &clock{now: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)}}
+	ns := &nodes{l: l, clock: clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))}
 	for range n {
 		ns.add(t)
 	}

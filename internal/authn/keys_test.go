@@ -2,7 +2,7 @@ package authn_test
 
 import (
 	"context"
-	"sync"
+	"github.com/custos-audit/custos/internal/clocktest"
 	"testing"
 	"time"
 
@@ -12,18 +12,6 @@ import (
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // TestKeysAcrossNodes: two authenticators on one store, as two nodes share a
 // database. A key made on one works on the other at once; a revocation on one
 // takes effect on the other within 2 s.
@@ -31,7 +19,7 @@ func TestKeysAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/authn", ledger.Config{})
 	defer l.Close()
-	c := &clock{now: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 	a, err := authn.NewDirectory(ctx, l.Seq, ledger.NewStateFeed(l.Store, l.Signer.VerifierKey()), authn.Config{Now: c.Now})
 	if err != nil {
 		t.Fatal(err)

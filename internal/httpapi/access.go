@@ -45,30 +45,46 @@ func (a *API) putRole(w http.ResponseWriter, r *http.Request)    { a.saveRole(w,
 
 func (a *API) saveRole(w http.ResponseWriter, r *http.Request, create bool) {
 	var req roleRequest
-	if err := ingest.DecodeObject(r.Header.Get("Content-Type"), r.Body, &req); err != nil {
-		a.problem(w, r, err)
+	if !a.decodeSaved(w, r, create, &req, "name", &req.Name) {
 		return
-	}
-	if !create {
-		if req.Name == "" {
-			req.Name = r.PathValue("name")
-		}
-		if req.Name != r.PathValue("name") {
-			a.problem(w, r, invalidField("name", "must match the role in the path (a role cannot be renamed)"))
-			return
-		}
 	}
 	role, approval, err := a.dir.PutRole(r.Context(), principalOf(r), custos.Role{Name: req.Name, Description: req.Description,
 		Permissions: req.Permissions, ParentRole: req.ParentRole}, create)
+	a.answerSaved(w, r, create, role, approval, err)
+}
+
+// decodeSaved decodes the body of a create or change into req; a change
+// names its subject in the path, and *key (the body's name or id) may only
+// repeat it: nothing is renamed.
+func (a *API) decodeSaved(w http.ResponseWriter, r *http.Request, create bool, req any, field string, key *string) bool {
+	if err := ingest.DecodeObject(r.Header.Get("Content-Type"), r.Body, req); err != nil {
+		a.problem(w, r, err)
+		return false
+	}
+	if !create {
+		if *key == "" {
+			*key = r.PathValue(field)
+		}
+		if *key != r.PathValue(field) {
+			a.problem(w, r, invalidField(field, "must match the path (nothing is renamed)"))
+			return false
+		}
+	}
+	return true
+}
+
+// answerSaved answers a create (201) or change (200), or the approval it
+// waits for (202).
+func (a *API) answerSaved(w http.ResponseWriter, r *http.Request, create bool, v any, approval *authn.Approval, err error) {
 	switch {
 	case err != nil:
 		a.problem(w, r, err)
 	case approval != nil:
 		writeJSON(w, http.StatusAccepted, approval)
 	case create:
-		writeJSON(w, http.StatusCreated, role)
+		writeJSON(w, http.StatusCreated, v)
 	default:
-		writeJSON(w, http.StatusOK, role)
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 
@@ -120,31 +136,12 @@ func (a *API) putUser(w http.ResponseWriter, r *http.Request)    { a.saveUser(w,
 
 func (a *API) saveUser(w http.ResponseWriter, r *http.Request, create bool) {
 	var req userRequest
-	if err := ingest.DecodeObject(r.Header.Get("Content-Type"), r.Body, &req); err != nil {
-		a.problem(w, r, err)
+	if !a.decodeSaved(w, r, create, &req, "id", &req.ID) {
 		return
-	}
-	if !create {
-		if req.ID == "" {
-			req.ID = r.PathValue("id")
-		}
-		if req.ID != r.PathValue("id") {
-			a.problem(w, r, invalidField("id", "must match the user in the path"))
-			return
-		}
 	}
 	u, approval, err := a.dir.SaveUser(r.Context(), principalOf(r), authn.UserChange{ID: req.ID, Name: req.Name,
 		Roles: req.Roles, Status: req.Status, StatusReason: req.StatusReason, Password: req.Password}, create)
-	switch {
-	case err != nil:
-		a.problem(w, r, err)
-	case approval != nil:
-		writeJSON(w, http.StatusAccepted, approval)
-	case create:
-		writeJSON(w, http.StatusCreated, u)
-	default:
-		writeJSON(w, http.StatusOK, u)
-	}
+	a.answerSaved(w, r, create, u, approval, err)
 }
 
 func (a *API) revokeSessions(w http.ResponseWriter, r *http.Request) {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/custos-audit/custos/internal/clocktest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +28,11 @@ import (
 // pw is the password of every test user.
 const pw = "correct horse battery staple"
 
-// clock is the directory's injected clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // accessEnv is an API on a real ledger with a directory on an injected
 // clock, a cheap password hasher and a TOTP secret.
 type accessEnv struct {
 	*env
-	clock *clock
+	clock *clocktest.Clock
 	api   *httpapi.API
 	dir   *authn.Directory
 }
@@ -54,7 +41,7 @@ func newAccessEnv(t *testing.T, cfg authn.Config) *accessEnv {
 	t.Helper()
 	ctx := context.Background()
 	l := ledgertest.Open(t, t.TempDir(), "custos.test/access", ledger.Config{CheckpointInterval: 10 * time.Millisecond})
-	c := &clock{now: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC))
 	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,2 @@
+// Package rules is Custos's streaming detection (placeholder comment).
+package rules

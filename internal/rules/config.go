@@ -69,8 +69,8 @@ type Config struct {
 }
 
 // Repeat says how a key blocked again is blocked for longer: a block within
-// Within of the key's previous block lasts Factor times as long as that one,
-// at most Max.
+// Within of the end of the key's previous block lasts Factor times as long
+// as that one, at most Max.
 type Repeat struct {
 	Within time.Duration // default 30 days
 	Factor int           // default 2

@@ -27,9 +27,13 @@ func (e *Engine) session(c *cause, ev *custos.Event, out *[]Outcome) {
 	if ev.UserAgent != "" {
 		ua = hash(ev.UserAgent)
 	}
-	s, ok := e.sessions[ev.SessionID]
-	if !ok || c.t-s.last >= int64(r.Lifetime) {
-		e.sessions[string([]byte(ev.SessionID))] = sessionState{addr: k, hasAddr: hasAddr, ua: ua, hasUA: ev.UserAgent != "", last: c.t}
+	s := e.sessions[ev.SessionID]
+	if s == nil || c.t-s.last >= int64(r.Lifetime) {
+		if s == nil {
+			s = &sessionState{}
+			e.sessions[string([]byte(ev.SessionID))] = s
+		}
+		*s = sessionState{addr: k, hasAddr: hasAddr, ua: ua, hasUA: ev.UserAgent != "", last: c.t}
 		return
 	}
 	newAddr := r.Addresses && hasAddr && s.hasAddr && s.addr != k
@@ -42,7 +46,6 @@ func (e *Engine) session(c *cause, ev *custos.Event, out *[]Outcome) {
 	}
 	first := s.addr
 	s.last = max(s.last, c.t)
-	e.sessions[ev.SessionID] = s
 	if !newAddr && !newUA {
 		return
 	}

@@ -84,7 +84,7 @@ type Engine struct {
 
 	addrs    map[addrKey]*addrState
 	users    map[string]*userState
-	sessions map[string]sessionState
+	sessions map[string]*sessionState
 	alerts   map[alertKey]*alert
 	byID     map[string]alertKey
 	blocks   map[addrKey]*blockState
@@ -112,7 +112,7 @@ func New(cfg Config, now func() time.Time) *Engine {
 		cfg.Location = time.UTC
 	}
 	e := &Engine{cfg: cfg, now: now, allowance: int64(cfg.LateAllowance),
-		addrs: map[addrKey]*addrState{}, users: map[string]*userState{}, sessions: map[string]sessionState{},
+		addrs: map[addrKey]*addrState{}, users: map[string]*userState{}, sessions: map[string]*sessionState{},
 		alerts: map[alertKey]*alert{}, byID: map[string]alertKey{}, blocks: map[addrKey]*blockState{},
 		roles: map[string]*peers{}, changes: map[string]bool{}}
 	for _, t := range cfg.ConfigurationChange.ResourceTypes {

@@ -163,8 +163,9 @@ func (e *Engine) block(k addrKey, rule string, base time.Duration, c *cause, rea
 }
 
 // ApplyBlock tells the engine of a block recorded in the ledger: a manual
-// one, or at a restart every block of the last Repeat.Within, so that keys
-// already blocked raise nothing new and repeat offenders are remembered.
+// one as it commits, or at a restart (before Rebuild) every block still in
+// force or ended less than Repeat.Within ago, so that keys already blocked
+// raise nothing new and repeat offenders are remembered.
 // A block the engine derived itself is recognised by its id and changes
 // nothing. It refuses a block wider than the limits.
 func (e *Engine) ApplyBlock(b custos.Block) error {

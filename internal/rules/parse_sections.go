@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/custos-audit/custos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -229,15 +228,4 @@ func (d *decoder) check(c *Config) error {
 		}
 	}
 	return nil
-}
-
-// Severity of a level list, for descriptions: the severity at count n.
-func (l Levels) at(n int) (custos.Severity, bool) {
-	var s custos.Severity
-	for _, lv := range l.Levels {
-		if n >= lv.Threshold {
-			s = lv.Severity
-		}
-	}
-	return s, s != ""
 }

@@ -15,7 +15,8 @@ import "github.com/custos-audit/custos"
 // the crash, never written). Updates are not returned: the next live update
 // carries the totals.
 //
-// Before Rebuild, apply the blocks of the last Repeat.Within (ApplyBlock)
+// Before Rebuild, apply the blocks still in force or ended less than
+// Repeat.Within ago, lifts applied (ApplyBlock, Lift)
 // and seed the PHI baseline (SeedBaseline). Call Rebuild on a fresh engine,
 // before any Observe.
 func (e *Engine) Rebuild(events []custos.Event, reported []custos.SecurityEvent, recorded func(id string) bool) []Outcome {

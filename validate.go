@@ -111,7 +111,7 @@ func (e *Event) Normalize(lim Limits, prefix string) error {
 		v.add("request_method", "must be an HTTP method token")
 	}
 	v.text("request_path", e.RequestPath, maxRequestPath, false)
-	e.Changes = v.changes(e.Changes, lim.MaxChanges)
+	e.Changes = v.changes("changes", e.Changes, lim.MaxChanges)
 	if e.StatusCode != 0 && (e.StatusCode < 100 || e.StatusCode > 599) {
 		v.add("status_code", "must be an HTTP status from 100 to 599")
 	}
@@ -167,21 +167,22 @@ func (v *validator) text(field, s string, max int, required bool) {
 	}
 }
 
-// changes validates and compacts the changes JSON; "null" becomes nil.
-func (v *validator) changes(raw json.RawMessage, max int) json.RawMessage {
+// changes validates and compacts a JSON field (changes, additional_data);
+// "null" becomes nil.
+func (v *validator) changes(field string, raw json.RawMessage, max int) json.RawMessage {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil
 	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, raw); err != nil {
-		v.add("changes", "must be valid JSON")
+		v.add(field, "must be valid JSON")
 		return raw
 	}
 	if bytes.Contains(buf.Bytes(), []byte(`\u0000`)) {
-		v.add("changes", "must not contain NUL characters")
+		v.add(field, "must not contain NUL characters")
 	}
 	if buf.Len() > max {
-		v.add("changes", fmt.Sprintf("must be at most %d bytes of JSON", max))
+		v.add(field, fmt.Sprintf("must be at most %d bytes of JSON", max))
 	}
 	if bytes.Equal(buf.Bytes(), []byte("null")) {
 		return nil

@@ -24,6 +24,8 @@ const (
 	PermGrantsOpen      Permission = "grants:open"      // open a break-the-glass grant for oneself
 	PermGrantsRead      Permission = "grants:read"      // list emergency grants and their reviews
 	PermGrantsReview    Permission = "grants:review"    // close the review of an emergency grant
+	PermSecurityReport  Permission = "security:report"  // report an application's own security events
+	PermBlocksCheck     Permission = "blocks:check"     // ask whether an address is blocked (middleware, proxy)
 )
 
 // Permissions lists Custos's own permissions in a fixed order.
@@ -31,6 +33,7 @@ var Permissions = []Permission{
 	PermEventsWrite, PermEventsRead, PermProofsRead, PermSecurityRead, PermSecurityManage,
 	PermBlocksManage, PermRolesManage, PermUsersManage, PermKeysManage, PermReportsGenerate,
 	PermMetricsRead, PermAuthorize, PermGrantsOpen, PermGrantsRead, PermGrantsReview,
+	PermSecurityReport, PermBlocksCheck,
 }
 
 // ReservedAreas are the permission areas that belong to Custos: a codename

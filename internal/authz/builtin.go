@@ -40,8 +40,8 @@ var builtIns = []custos.Role{
 	},
 	{
 		Name:        custos.RoleIngestService,
-		Description: "Appends audit events (the ingest scope).",
-		Permissions: []custos.Permission{custos.PermEventsWrite},
+		Description: "Appends audit events, reports security events, checks blocks (the ingest scope).",
+		Permissions: []custos.Permission{custos.PermEventsWrite, custos.PermSecurityReport, custos.PermBlocksCheck},
 	},
 	{
 		Name:        custos.RoleMetrics,

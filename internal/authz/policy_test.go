@@ -210,7 +210,7 @@ func TestPermissions(t *testing.T) {
 		{[]string{"clinician", "nurse", "observer"}, set("chart:write", "patient:read")},
 		{[]string{"observer"}, set("patient:read")},
 		{[]string{"nurse", "billing", "ghost"}, set("chart:write", "patient:read", "invoice:read")},
-		{[]string{"metrics", "ingest_service"}, set(custos.PermMetricsRead, custos.PermEventsWrite)},
+		{[]string{"metrics", "ingest_service"}, set(custos.PermMetricsRead, custos.PermEventsWrite, custos.PermSecurityReport, custos.PermBlocksCheck)},
 	}
 	for _, tt := range tests {
 		if diff := gocmp.Diff(tt.want, p.Permissions(tt.roles)); diff != "" {
@@ -237,7 +237,7 @@ func TestBuiltIns(t *testing.T) {
 		custos.RolePrivacyOfficer: sorted(custos.PermEventsRead, custos.PermProofsRead, custos.PermReportsGenerate,
 			custos.PermGrantsRead, custos.PermGrantsReview, custos.PermSecurityRead),
 		custos.RoleAuditor:       sorted(custos.PermEventsRead, custos.PermProofsRead, custos.PermReportsGenerate),
-		custos.RoleIngestService: {custos.PermEventsWrite},
+		custos.RoleIngestService: {custos.PermBlocksCheck, custos.PermEventsWrite, custos.PermSecurityReport},
 		custos.RoleMetrics:       {custos.PermMetricsRead},
 	}
 	got := make(map[string][]custos.Permission)

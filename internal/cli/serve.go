@@ -42,6 +42,8 @@ type serverConfig struct {
 	maxBatch, maxChanges                                      int
 	sessionIdle, sessionAbsolute, maxGrant                    time.Duration
 	oidc                                                      oidcFlags
+	rulesFile                                                 string
+	monitor                                                   bool
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -68,6 +70,8 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.sessionAbsolute, "session-absolute", 12*time.Hour, "every login session ends this long after the login")
 	fs.DurationVar(&c.maxGrant, "max-grant", 4*time.Hour, "the longest an emergency (break-the-glass) grant may last")
 	c.oidc.flags(fs)
+	fs.StringVar(&c.rulesFile, "rules", "", "YAML file of the detection rules' settings (default: the built-in defaults; see internal/rules/default.yaml)")
+	fs.BoolVar(&c.monitor, "monitor", true, "run security monitoring (the detection rules, blocks); false turns it and its routes off")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
 
@@ -165,6 +169,9 @@ type server struct {
 	stop context.CancelFunc // stops the witnesser
 	dir  *authn.Directory
 	api  *httpapi.API
+	// stopMonitor stops the monitor after recording what it holds.
+	stopMonitor func()
+	monDone     chan struct{}
 	http *http.Server
 	url  string
 	done chan error
@@ -247,7 +254,18 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		s.closeLedger()
 		return nil, err
 	}
-	api := httpapi.New(seq, st, keys, httpapi.Config{
+	mon, err := startMonitor(ctx, cfg, st, seq, signer, log, reg)
+	if err != nil {
+		s.closeLedger()
+		return nil, err
+	}
+	if mon != nil {
+		monCtx, stopMon := context.WithCancel(context.Background())
+		s.stopMonitor = func() { stopMon(); <-s.monDone }
+		s.monDone = make(chan struct{})
+		go func() { defer close(s.monDone); mon.Run(monCtx) }()
+	}
+	api := httpapi.New(seq, st, keys, httpapi.Config{Monitor: mon,
 		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
@@ -348,6 +366,9 @@ func (s *server) shutdown() error {
 	defer cancel()
 	err := s.http.Shutdown(ctx)
 	s.api.Close()
+	if s.stopMonitor != nil {
+		s.stopMonitor()
+	}
 	s.closeLedger()
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr

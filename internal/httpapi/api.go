@@ -14,6 +14,7 @@ import (
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/ingest"
 	"github.com/custos-audit/custos/internal/leaf"
+	"github.com/custos-audit/custos/internal/monitor"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,6 +32,9 @@ type Config struct {
 	CursorKey    []byte // HMAC key that signs paging cursors
 	Logger       *slog.Logger
 	Registry     *prometheus.Registry // where metrics register; nil for none
+	// Monitor runs the detection rules and holds security events and
+	// blocks; nil turns monitoring (and its routes) off.
+	Monitor *monitor.Monitor
 	// Alerts, when set, returns a CRITICAL condition that makes the node
 	// unready (a witness refused the log), or "".
 	Alerts func() string
@@ -62,6 +66,7 @@ type API struct {
 	st     store.Store
 	dir    *authn.Directory
 	dlog   *authn.DecisionLog
+	mon    *monitor.Monitor // nil when monitoring is off
 	cfg    Config
 	log    *slog.Logger
 	m      *metrics
@@ -97,7 +102,7 @@ func New(ledger Ledger, st store.Store, dir *authn.Directory, cfg Config) *API {
 	}
 	cfg.SearchShare = min(cfg.SearchShare, 1)
 	lim := newLimits(cfg)
-	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), dir: dir, dlog: authn.NewDecisionLog(ledger, cfg.Logger),
+	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), dir: dir, dlog: authn.NewDecisionLog(ledger, cfg.Logger), mon: cfg.Monitor,
 		cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registry), lim: lim}
 }
 
@@ -118,7 +123,7 @@ func (a *API) Handler() http.Handler {
 		}
 		mux.Handle(r.pattern, h)
 	}
-	return a.observe(mux)
+	return a.observe(a.enforce(mux))
 }
 
 type route struct {
@@ -163,6 +168,14 @@ func (a *API) routes() []route {
 		{"POST /v1/grants", custos.PermGrantsOpen, a.openGrant},
 		{"GET /v1/grants", custos.PermGrantsRead, a.listGrants},
 		{"POST /v1/grants/{id}/review", custos.PermGrantsReview, a.reviewGrant},
+		{"GET /v1/security-events", custos.PermSecurityRead, a.listSecurityEvents},
+		{"POST /v1/security-events", custos.PermSecurityReport, a.reportSecurityEvent},
+		{"GET /v1/security-events/{id}", custos.PermSecurityRead, a.getSecurityEvent},
+		{"POST /v1/security-events/{id}/status", custos.PermSecurityManage, a.setSecurityEventStatus},
+		{"GET /v1/blocks", custos.PermSecurityRead, a.listBlocks},
+		{"POST /v1/blocks", custos.PermBlocksManage, a.createBlock},
+		{"DELETE /v1/blocks/{id}", custos.PermBlocksManage, a.liftBlock},
+		{"GET /v1/blocks/check", custos.PermBlocksCheck, a.checkBlock},
 		{"POST /v1/login", permOpen, a.login},
 		{"POST /v1/logout", permAuthenticated, a.logout},
 		{"GET /v1/me", permAuthenticated, a.me},

@@ -32,6 +32,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s, err := a.dir.Login(r.Context(), authn.Login{UserID: req.UserID, Password: req.Password, Code: req.Code,
 		Address: clientAddr(r), UserAgent: r.UserAgent()})
+	a.wakeMonitor() // the attempt is committed: the brute-force rules see it now
 	if err != nil {
 		a.problem(w, r, err)
 		return

@@ -35,6 +35,7 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.problem(w, r, err)
 		return
 	}
+	a.wakeMonitor()
 	a.m.ingested.Add(float64(len(receipts)))
 	writeJSON(w, http.StatusCreated, map[string]any{"receipts": receipts})
 }

@@ -45,7 +45,7 @@ func (a *API) bodyLimit(pattern string) int64 {
 		return a.cfg.MaxBodyBytes
 	case "POST /v1/api-keys", "POST /v1/roles", "PUT /v1/roles/{name}", "POST /v1/users", "PUT /v1/users/{id}",
 		"POST /v1/authorize", "POST /v1/grants", "POST /v1/grants/{id}/review", "POST /v1/login",
-		"POST /v1/me/totp/confirm":
+		"POST /v1/me/totp/confirm", "POST /v1/security-events", "POST /v1/security-events/{id}/status", "POST /v1/blocks":
 		return keyBodyLimit
 	}
 	return 0

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/ledger"
+	"github.com/custos-audit/custos/internal/monitor"
+	"github.com/custos-audit/custos/internal/rules"
+	"github.com/custos-audit/custos/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startMonitor reads and checks the rules file (a bad one stops the start,
+// naming the line), then rebuilds the monitor from the ledger. It returns
+// nil when monitoring is off.
+func startMonitor(ctx context.Context, cfg serverConfig, st store.Store, seq *ledger.Sequencer, signer *ledger.Signer,
+	log *slog.Logger, reg *prometheus.Registry) (*monitor.Monitor, error) {
+	if !cfg.monitor {
+		return nil, nil
+	}
+	rc, err := loadRules(cfg.rulesFile)
+	if err != nil {
+		return nil, err
+	}
+	mon, err := monitor.New(ctx, st, seq, ledger.NewStateFeed(st, signer.VerifierKey()), monitor.Config{
+		Rules: rc, Now: cfg.now, Logger: log, Limits: custos.Limits{MaxChanges: cfg.maxChanges}})
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custos_monitor_lag_seconds",
+			Help: "How far behind the newest committed event the detection rules were at their last pass."},
+			func() float64 { return mon.Lag().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custos_monitor_keys",
+			Help: "Keys (addresses, users, sessions) the detection rules hold state for."},
+			func() float64 { s := mon.Stats(); return float64(s.Addresses + s.Users + s.Sessions) }),
+	)
+	return mon, nil
+}
+
+// loadRules reads the rules file, or the defaults when none is named.
+func loadRules(path string) (rules.Config, error) {
+	if path == "" {
+		return rules.DefaultConfig(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rules.Config{}, fmt.Errorf("--rules: %w", err)
+	}
+	c, err := rules.ParseConfig(b)
+	if err != nil {
+		return rules.Config{}, fmt.Errorf("--rules %s: %w", path, err)
+	}
+	return c, nil
+}

@@ -172,9 +172,9 @@ type server struct {
 	// stopMonitor stops the monitor after recording what it holds.
 	stopMonitor func()
 	monDone     chan struct{}
-	http *http.Server
-	url  string
-	done chan error
+	http        *http.Server
+	url         string
+	done        chan error
 }
 
 // startServer opens everything and starts listening; it returns once the

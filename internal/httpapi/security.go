@@ -114,7 +114,7 @@ type reportRequest struct {
 	Description    string                     `json:"description"`
 	User           string                     `json:"user"`
 	IPAddress      string                     `json:"ip_address"`
-	AdditionalData json.RawMessage                    `json:"additional_data"`
+	AdditionalData json.RawMessage            `json:"additional_data"`
 	Rule           string                     `json:"rule"`
 	Status         custos.SecurityEventStatus `json:"status"`
 }

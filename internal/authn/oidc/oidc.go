@@ -20,6 +20,11 @@
 //     custos.Unavailable error (503 with Retry-After): the token may well be
 //     valid, so the client is told to retry rather than that its credential
 //     is bad. The same holds when the key set cannot be fetched.
+//   - A key the provider withdraws is accepted at most Config.KeyRefresh
+//     longer: the key set is then fetched into a new cache (go-oidc alone
+//     refetches only for a key id it has not seen, so a withdrawn key would
+//     stay trusted until a restart). If the provider does not answer the
+//     refresh, the keys in hand stay in use.
 //   - Roles come only from Config.RoleMap: a claim value without a mapping
 //     grants nothing.
 //
@@ -88,9 +93,12 @@ type Config struct {
 	// HTTPClient talks to the provider; a client with a 10 s timeout if
 	// nil. Responses over 1 MiB are refused either way.
 	HTTPClient *http.Client
-	// RetryInterval is the least time between two discovery attempts; 30 s
-	// if zero.
+	// RetryInterval is the least time between two discovery attempts, or
+	// two failed key refreshes; 30 s if zero.
 	RetryInterval time.Duration
+	// KeyRefresh is how often the key set is fetched afresh, so that a key
+	// the provider withdraws stops being accepted; 15 min if zero.
+	KeyRefresh time.Duration
 	// Now is the clock for expiry and retries; time.Now if nil.
 	Now func() time.Time
 }
@@ -144,6 +152,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 30 * time.Second
+	}
+	if cfg.KeyRefresh <= 0 {
+		cfg.KeyRefresh = 15 * time.Minute
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -3,6 +3,7 @@ package oidc
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/custos-audit/custos"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // maxResponse bounds what the provider may send in one response.
@@ -34,7 +36,14 @@ func (v *Verifier) keySet(ctx context.Context) (gooidc.KeySet, error) {
 	for {
 		v.mu.Lock()
 		if keys := v.keys; keys != nil {
+			due := v.jwksURL != "" && !v.refreshing && !v.cfg.Now().Before(v.keysAt.Add(v.cfg.KeyRefresh))
+			if due {
+				v.refreshing = true
+			}
 			v.mu.Unlock()
+			if due {
+				return v.refresh(ctx, keys), nil
+			}
 			return keys, nil
 		}
 		if running := v.inflight; running != nil {
@@ -55,10 +64,15 @@ func (v *Verifier) keySet(ctx context.Context) (gooidc.KeySet, error) {
 		v.inflight, v.lastTry = done, v.cfg.Now()
 		v.mu.Unlock()
 
-		keys, err := v.discover(ctx)
+		jwksURL, err := v.discover(ctx)
 
 		v.mu.Lock()
-		v.keys, v.lastErr, v.inflight = keys, err, nil
+		var keys gooidc.KeySet
+		if err == nil {
+			keys = v.remoteKeySet(jwksURL)
+			v.keys, v.jwksURL, v.keysAt = keys, jwksURL, v.cfg.Now()
+		}
+		v.lastErr, v.inflight = err, nil
 		v.mu.Unlock()
 		close(done)
 		if err != nil {
@@ -68,23 +82,71 @@ func (v *Verifier) keySet(ctx context.Context) (gooidc.KeySet, error) {
 	}
 }
 
-// discover reads the provider's discovery document and returns its remote
-// key set. The request outlives the caller's cancellation, so that one
+// discover reads the provider's discovery document and returns the URL of
+// its key set. The request outlives the caller's cancellation, so that one
 // impatient client does not cost everyone a retry interval.
-func (v *Verifier) discover(ctx context.Context) (gooidc.KeySet, error) {
+func (v *Verifier) discover(ctx context.Context) (string, error) {
 	ctx = gooidc.ClientContext(context.WithoutCancel(ctx), v.cfg.HTTPClient)
 	p, err := gooidc.NewProvider(ctx, v.cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
+		return "", fmt.Errorf("discovery: %w", err)
 	}
 	var meta struct {
 		JWKSURL string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
-		return nil, errors.New("discovery: no jwks_uri")
+		return "", errors.New("discovery: no jwks_uri")
 	}
 	v.tr.watch(meta.JWKSURL)
-	return gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), v.cfg.HTTPClient), meta.JWKSURL), nil
+	return meta.JWKSURL, nil
+}
+
+// remoteKeySet returns go-oidc's key set of jwksURL, with an empty cache.
+func (v *Verifier) remoteKeySet(jwksURL string) gooidc.KeySet {
+	return gooidc.NewRemoteKeySet(gooidc.ClientContext(context.Background(), v.cfg.HTTPClient), jwksURL)
+}
+
+// refresh fetches the key set into a new cache, so that a key the provider
+// has withdrawn stops being accepted: go-oidc fetches only for a key id it
+// has not seen, which a withdrawn key never is. The new set is swapped in
+// only once its fetch succeeded; a provider that does not answer leaves the
+// keys in hand in use, and the refresh is tried again after RetryInterval.
+// It returns the key set to verify with.
+func (v *Verifier) refresh(ctx context.Context, current gooidc.KeySet) gooidc.KeySet {
+	v.mu.Lock()
+	fresh := v.remoteKeySet(v.jwksURL)
+	v.mu.Unlock()
+	_, _ = fresh.VerifySignature(ctx, v.probe) // no key verifies it: the set fetches the provider's
+	_, fetchErr := v.tr.keyIDs()
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.refreshing = false
+	if fetchErr != nil {
+		v.keysAt = v.cfg.Now().Add(v.cfg.RetryInterval - v.cfg.KeyRefresh)
+		return current
+	}
+	v.keys, v.keysAt = fresh, v.cfg.Now()
+	return fresh
+}
+
+// newProbe returns a token that no provider key verifies: a JWT signed by
+// a throwaway key under a key id no provider uses.
+func newProbe() (string, error) {
+	_, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key},
+		(&jose.SignerOptions{}).WithHeader("kid", "custos-key-refresh-probe"))
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign([]byte("{}"))
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 func unavailable(cause error) *custos.Error {

@@ -22,14 +22,18 @@ const maxToken = 16 << 10
 // Verifier verifies the provider's bearer tokens. It is safe for concurrent
 // use and should live as long as the server: it caches the provider's keys.
 type Verifier struct {
-	cfg Config
-	tr  *transport // the provider's HTTP transport, which sees each key set fetched
+	cfg   Config
+	tr    *transport // the provider's HTTP transport, which sees each key set fetched
+	probe string     // a token no key verifies, to make a key set fetch (refresh)
 
-	mu       sync.Mutex
-	keys     gooidc.KeySet // nil until discovery succeeds
-	lastTry  time.Time     // of the last discovery attempt
-	lastErr  error         // of the last discovery attempt
-	inflight chan struct{} // closed when the running discovery ends
+	mu         sync.Mutex
+	keys       gooidc.KeySet // nil until discovery succeeds
+	jwksURL    string        // the key set's URL, from discovery
+	keysAt     time.Time     // when keys was last fetched afresh
+	refreshing bool          // a refresh of keys is under way
+	lastTry    time.Time     // of the last discovery attempt
+	lastErr    error         // of the last discovery attempt
+	inflight   chan struct{} // closed when the running discovery ends
 }
 
 // New returns a Verifier configured by cfg. It makes no request: the
@@ -39,11 +43,15 @@ func New(cfg Config) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oidc: %w", err)
 	}
+	probe, err := newProbe()
+	if err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
+	}
 	tr := newTransport(cfg.HTTPClient.Transport)
 	client := *cfg.HTTPClient
 	client.Transport = tr
 	cfg.HTTPClient = &client
-	return &Verifier{cfg: cfg, tr: tr}, nil
+	return &Verifier{cfg: cfg, tr: tr, probe: probe}, nil
 }
 
 // Verify checks a bearer token (the JWT itself, without "Bearer ") and

@@ -170,9 +170,9 @@ func TestVerifyRefuses(t *testing.T) {
 
 // TestKeyRotation: the provider rolls over to a new key; tokens signed with
 // it verify without a restart, and once the old key is withdrawn its tokens
-// are refused.
+// are refused after the next key refresh.
 func TestKeyRotation(t *testing.T) {
-	p, v, _ := setup(t, Config{})
+	p, v, c := setup(t, Config{KeyRefresh: time.Hour})
 	ctx := context.Background()
 	old := p.m.Keypair
 	if _, err := v.Verify(ctx, signRS256(t, old, p.claims(testNow, nil))); err != nil {
@@ -189,12 +189,46 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := v.Verify(ctx, signRS256(t, next, p.claims(testNow, nil))); err != nil {
 		t.Errorf("after rotation, new key: %v", err)
 	}
-	// The old key is still cached; a token with an unknown kid makes the
-	// verifier fetch the key set, which no longer has it.
 	wantRefusal(t, v, signRS256(t, newKeypair(t), p.claims(testNow, nil)), "unknown key")
-	wantRefusal(t, v, signRS256(t, old, p.claims(testNow, nil)), "unknown key")
+
+	c.advance(time.Hour) // the key set is refreshed before the next token
+	wantRefusal(t, v, signRS256(t, old, p.claims(c.now(), nil)), "unknown key")
+	if _, err := v.Verify(ctx, signRS256(t, next, p.claims(c.now(), nil))); err != nil {
+		t.Errorf("after the refresh, new key: %v", err)
+	}
 	if n := p.discoveries.Load(); n != 1 {
 		t.Errorf("%d discoveries, want 1", n)
+	}
+}
+
+// TestKeyRefreshWhileProviderDown: a refresh the provider does not answer
+// keeps the keys in hand, and is tried again after the retry interval.
+func TestKeyRefreshWhileProviderDown(t *testing.T) {
+	p, v, c := setup(t, Config{KeyRefresh: time.Hour, RetryInterval: time.Minute})
+	ctx := context.Background()
+	// Tokens valid from testNow for 2 hours.
+	token := signRS256(t, p.m.Keypair, p.claims(testNow, map[string]any{"exp": testNow.Add(2 * time.Hour).Unix()}))
+	if _, err := v.Verify(ctx, token); err != nil {
+		t.Fatal(err)
+	}
+	p.keysDown.Store(true)
+	c.advance(time.Hour)
+	fetches := p.keyFetches.Load()
+	for range 3 {
+		if _, err := v.Verify(ctx, token); err != nil {
+			t.Errorf("refresh failed, cached key: %v", err)
+		}
+	}
+	if n := p.keyFetches.Load() - fetches; n != 1 {
+		t.Errorf("%d key set fetches within the retry interval, want 1", n)
+	}
+	p.keysDown.Store(false)
+	c.advance(time.Minute)
+	if _, err := v.Verify(ctx, token); err != nil {
+		t.Errorf("after the provider came back: %v", err)
+	}
+	if n := p.keyFetches.Load() - fetches; n != 2 {
+		t.Errorf("%d key set fetches, want 2: the refresh was not retried", n)
 	}
 }
 

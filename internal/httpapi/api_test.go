@@ -197,7 +197,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if tc.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tc.field) {
 				t.Errorf("errors %+v, want field %q first", p.Errors, tc.field)
 			}
-			if after := e.size(); after != before {
+			want := before
+			if tc.code == http.StatusForbidden {
+				want++ // the denial itself is evidence: one failure record, nothing the request asked for
+				last, err := e.st.Event(context.Background(), before)
+				if err != nil || last.Outcome != custos.OutcomeFailure || last.ResourceType != "Route" || last.StatusCode != 403 {
+					t.Errorf("the denial's record: %+v %v", last, err)
+				}
+			}
+			if after := e.size(); after != want {
 				t.Errorf("the ledger grew from %d to %d", before, after)
 			}
 		})

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"github.com/custos-audit/custos/internal/authn"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +51,12 @@ func (a *API) authorize(perm custos.Permission, next http.HandlerFunc) http.Hand
 			return
 		}
 		if perm != permAuthenticated && !p.Can(perm) {
+			// A denied request is evidence (UNAUTHORIZED_ACCESS): recorded
+			// before the answer, like every denial.
+			if err := a.recordDenial(r, p, perm); err != nil {
+				a.problem(w, r, err)
+				return
+			}
 			a.problem(w, r, custos.Errorf("authz", custos.PermissionDenied, "this credential lacks the %s permission", perm))
 			return
 		}
@@ -104,4 +113,25 @@ func (a *API) observe(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// recordDenial appends the trail's record of a request refused for want of
+// a permission: who, which route, from where.
+func (a *API) recordDenial(r *http.Request, p *custos.Principal, perm custos.Permission) error {
+	ev := custos.Event{Kind: custos.KindServer, User: authn.Actor(p), Action: custos.ActionRead, ResourceType: "Route",
+		ResourceID: r.Pattern, Outcome: custos.OutcomeFailure, StatusCode: http.StatusForbidden, Source: "custos",
+		RequestMethod: r.Method, UserAgent: strings.ToValidUTF8(r.UserAgent(), "")}
+	if len(ev.UserAgent) > 512 {
+		ev.UserAgent = strings.ToValidUTF8(ev.UserAgent[:512], "")
+	}
+	if ip, err := netip.ParseAddr(clientAddr(r)); err == nil {
+		ev.IPAddress = ip.Unmap().String()
+	}
+	ev.Changes, _ = json.Marshal(map[string]string{"missing_permission": string(perm)})
+	if p.UserID != "" {
+		ev.User.ID = p.UserID // the person, as the rules count denials by user
+	}
+	_, err := a.ledger.Append(r.Context(), authn.Submitter(p), []custos.Event{ev})
+	a.wakeMonitor()
+	return err
 }

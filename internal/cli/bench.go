@@ -33,6 +33,8 @@ type benchConfig struct {
 	baseline                   bool
 	preload, patients, limit   int
 	denyShare                  float64
+	rounds                     int
+	monitor                    bool
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -42,7 +44,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; authorize: POST /v1/authorize decisions")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; authorize: POST /v1/authorize decisions; block: time from a fifth failed login to the 403")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
@@ -52,6 +54,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&c.patients, "patients", 100_000, "distinct patients in generated events")
 	fs.IntVar(&c.limit, "limit", 100, "query mode: page size")
 	fs.Float64Var(&c.denyShare, "deny-share", 0, "authorize mode: share of questions that are denied (each denial is committed before its answer)")
+	fs.IntVar(&c.rounds, "rounds", 50, "block mode: attackers, each from its own loopback address")
+	fs.BoolVar(&c.monitor, "monitor", true, "in-process server: run security monitoring (compare ingest with it off)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server included when in-process) to this file")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
@@ -85,8 +89,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = c.queries(ctx, cl, stdout, stderr)
 	case "authorize":
 		err = c.decisions(ctx, hc, stdout)
+	case "block":
+		err = c.blockLatency(ctx, stdout)
 	default:
-		err = fmt.Errorf("--mode %q: want ingest, query or authorize", c.mode)
+		err = fmt.Errorf("--mode %q: want ingest, query, authorize or block", c.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos bench:", err)
@@ -114,7 +120,7 @@ func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), err
 	var sc serverConfig
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	sc.flags(fs)
-	sc.data, sc.addr, sc.db = c.data, "127.0.0.1:0", c.db
+	sc.data, sc.addr, sc.db, sc.monitor = c.data, "127.0.0.1:0", c.db, c.monitor
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := startServer(ctx, sc, log, io.Discard)
 	if err != nil {

@@ -7,7 +7,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/custos-audit/custos/internal/bench"
 )
@@ -84,5 +88,63 @@ func (c *benchConfig) decisions(ctx context.Context, hc *http.Client, out io.Wri
 	res.Queries = true
 	fmt.Fprintln(out, res)
 	fmt.Fprintln(out, "(every decision is appended to the ledger: denials before their answer, allowed decisions in batches right behind)")
+	return nil
+}
+
+// blockLatency measures, over --rounds attackers each from its own loopback
+// address, the time from the answer to an attacker's fifth failed login to
+// the first 403 its next requests get: detection, recording and
+// enforcement together.
+func (c *benchConfig) blockLatency(ctx context.Context, out io.Writer) error {
+	fmt.Fprintf(out, "custos bench --mode block: %d attackers, 5 failed logins each, then requests until refused\n", c.rounds)
+	var lat []time.Duration
+	for i := range c.rounds {
+		src := net.IPv4(127, 1, byte(i/250), byte(i%250+1))
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext}}
+		do := func(path, body string) (int, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+path, strings.NewReader(body))
+			if err != nil {
+				return 0, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		var acked time.Time
+		for j := range 5 {
+			code, err := do("/v1/login", fmt.Sprintf(`{"user_id":"victim-%d","password":"guess number %d"}`, i, j))
+			if err != nil {
+				return err
+			}
+			if code != http.StatusUnauthorized {
+				return fmt.Errorf("attacker %s: failed login %d answered %d", src, j+1, code)
+			}
+			acked = time.Now()
+		}
+		for {
+			code, err := do("/v1/logout", "")
+			if err != nil {
+				return err
+			}
+			if code == http.StatusForbidden {
+				lat = append(lat, time.Since(acked))
+				break
+			}
+			if time.Since(acked) > 10*time.Second {
+				return fmt.Errorf("attacker %s: not blocked 10 s after its fifth failed login", src)
+			}
+		}
+		hc.CloseIdleConnections()
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[int(p/100*float64(len(lat)-1))] }
+	fmt.Fprintf(out, "block     %d attackers blocked; from the fifth failed login's answer to the first 403: p50 %s p99 %s max %s\n",
+		len(lat), pct(50).Round(time.Microsecond), pct(99).Round(time.Microsecond), pct(100).Round(time.Microsecond))
 	return nil
 }

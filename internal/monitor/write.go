@@ -94,7 +94,7 @@ func (m *Monitor) flush(ctx context.Context, final bool) bool {
 // first) is expected and dropped.
 func (m *Monitor) write(ctx context.Context, rec leaf.StateRecord) bool {
 	_, err := m.ledger.Append(ctx, "custos", nil, rec)
-	if err != nil && custos.KindOf(err) != custos.Conflict {
+	if err != nil && custos.KindOf(err) != custos.Conflict && ctx.Err() == nil { // a stop: the next start records it
 		m.log.Warn("monitor could not record", "entity", rec.Entity, "id", rec.ID, "error", err)
 	}
 	return err == nil

@@ -18,7 +18,7 @@ import (
 // naming the line), then rebuilds the monitor from the ledger. It returns
 // nil when monitoring is off.
 func startMonitor(ctx context.Context, cfg serverConfig, st store.Store, seq *ledger.Sequencer, signer *ledger.Signer,
-	log *slog.Logger, reg *prometheus.Registry) (*monitor.Monitor, error) {
+	log *slog.Logger, reg *prometheus.Registry, alerted func()) (*monitor.Monitor, error) {
 	if !cfg.monitor {
 		return nil, nil
 	}
@@ -27,7 +27,7 @@ func startMonitor(ctx context.Context, cfg serverConfig, st store.Store, seq *le
 		return nil, err
 	}
 	mon, err := monitor.New(ctx, st, seq, ledger.NewStateFeed(st, signer.VerifierKey()), monitor.Config{
-		Rules: rc, Now: cfg.now, Logger: log, Limits: custos.Limits{MaxChanges: cfg.maxChanges}})
+		Rules: rc, Now: cfg.now, Logger: log, Limits: custos.Limits{MaxChanges: cfg.maxChanges}, Alerted: alerted})
 	if err != nil {
 		return nil, err
 	}

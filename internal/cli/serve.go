@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -44,6 +45,7 @@ type serverConfig struct {
 	oidc                                                      oidcFlags
 	rulesFile                                                 string
 	monitor                                                   bool
+	alerts                                                    alertFlags
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -71,6 +73,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.maxGrant, "max-grant", 4*time.Hour, "the longest an emergency (break-the-glass) grant may last")
 	c.oidc.flags(fs)
 	fs.StringVar(&c.rulesFile, "rules", "", "YAML file of the detection rules' settings (default: the built-in defaults; see internal/rules/default.yaml)")
+	c.alerts.flags(fs)
 	fs.BoolVar(&c.monitor, "monitor", true, "run security monitoring (the detection rules, blocks); false turns it and its routes off")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 }
@@ -169,9 +172,9 @@ type server struct {
 	stop context.CancelFunc // stops the witnesser
 	dir  *authn.Directory
 	api  *httpapi.API
-	// stopMonitor stops the monitor after recording what it holds.
+	// stopMonitor stops the monitor (after recording what it holds) and
+	// the alert outboxes.
 	stopMonitor func()
-	monDone     chan struct{}
 	http        *http.Server
 	url         string
 	done        chan error
@@ -190,6 +193,13 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	witnesses, err := parseWitnesses(cfg.witnesses)
 	if err != nil {
 		return nil, err
+	}
+	sinks, err := cfg.alerts.sinks()
+	if err != nil {
+		return nil, err
+	}
+	if len(sinks) > 0 && !cfg.monitor {
+		return nil, fmt.Errorf("--alert-webhook and --alert-syslog need --monitor")
 	}
 	st, where, err := openStore(ctx, cfg, log, false)
 	if err != nil {
@@ -254,16 +264,28 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		s.closeLedger()
 		return nil, err
 	}
-	mon, err := startMonitor(ctx, cfg, st, seq, signer, log, reg)
+	var wakeAlerts atomic.Pointer[func()]
+	mon, err := startMonitor(ctx, cfg, st, seq, signer, log, reg, func() {
+		if wake := wakeAlerts.Load(); wake != nil {
+			(*wake)()
+		}
+	})
 	if err != nil {
 		s.closeLedger()
 		return nil, err
 	}
 	if mon != nil {
 		monCtx, stopMon := context.WithCancel(context.Background())
-		s.stopMonitor = func() { stopMon(); <-s.monDone }
-		s.monDone = make(chan struct{})
-		go func() { defer close(s.monDone); mon.Run(monCtx) }()
+		monDone, alertsDone := make(chan struct{}), make(chan struct{})
+		s.stopMonitor = func() { stopMon(); <-monDone; <-alertsDone }
+		go func() { defer close(monDone); mon.Run(monCtx) }()
+		wake, err := startOutboxes(monCtx, sinks, mon, st, log, reg, func() { close(alertsDone) })
+		if err != nil {
+			s.stopMonitor()
+			s.closeLedger()
+			return nil, err
+		}
+		wakeAlerts.Store(&wake)
 	}
 	api := httpapi.New(seq, st, keys, httpapi.Config{Monitor: mon,
 		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},

@@ -14,17 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// startMonitor reads and checks the rules file (a bad one stops the start,
-// naming the line), then rebuilds the monitor from the ledger. It returns
-// nil when monitoring is off.
-func startMonitor(ctx context.Context, cfg serverConfig, st store.Store, seq *ledger.Sequencer, signer *ledger.Signer,
+// startMonitor rebuilds the monitor from the ledger with the rules' settings
+// rc. It returns nil when monitoring is off.
+func startMonitor(ctx context.Context, cfg serverConfig, rc rules.Config, st store.Store, seq *ledger.Sequencer, signer *ledger.Signer,
 	log *slog.Logger, reg *prometheus.Registry, alerted func()) (*monitor.Monitor, error) {
 	if !cfg.monitor {
 		return nil, nil
-	}
-	rc, err := loadRules(cfg.rulesFile)
-	if err != nil {
-		return nil, err
 	}
 	mon, err := monitor.New(ctx, st, seq, ledger.NewStateFeed(st, signer.VerifierKey()), monitor.Config{
 		Rules: rc, Now: cfg.now, Logger: log, Limits: custos.Limits{MaxChanges: cfg.maxChanges}, Alerted: alerted})

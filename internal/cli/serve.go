@@ -198,6 +198,10 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	if err != nil {
 		return nil, err
 	}
+	rulesCfg, err := loadRules(cfg.rulesFile) // a bad file stops the start before the store is opened
+	if err != nil {
+		return nil, err
+	}
 	if len(sinks) > 0 && !cfg.monitor {
 		return nil, fmt.Errorf("--alert-webhook and --alert-syslog need --monitor")
 	}
@@ -265,7 +269,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		return nil, err
 	}
 	var wakeAlerts atomic.Pointer[func()]
-	mon, err := startMonitor(ctx, cfg, st, seq, signer, log, reg, func() {
+	mon, err := startMonitor(ctx, cfg, rulesCfg, st, seq, signer, log, reg, func() {
 		if wake := wakeAlerts.Load(); wake != nil {
 			(*wake)()
 		}

@@ -85,7 +85,7 @@ func ParseMessage(data []byte, lim Limits) (*Message, error) {
 	}
 	p := parser{d: xml.NewDecoder(bytes.NewReader(data)), lim: lim, m: &Message{}}
 	p.d.Strict = true
-	p.d.Entity = nil      // the five predefined entities only
+	p.d.Entity = nil        // the five predefined entities only
 	p.d.CharsetReader = nil // UTF-8 (and its US-ASCII subset) only
 	if err := p.run(); err != nil {
 		return nil, err

@@ -35,9 +35,10 @@ var dcmEvents = map[string]string{
 }
 
 // Decode parses one DICOM audit message and maps it to an event carrying
-// the XML as its original; the event is validated (custos.Event.Normalize),
-// so a batch of decoded events is refused by the ledger only for a fault of
-// the ledger's.
+// the XML as its original (data itself, which the caller must not change
+// afterwards; a leading BOM is dropped). The event is validated
+// (custos.Event.Normalize), so a batch of decoded events is refused by the
+// ledger only for a fault of the ledger's.
 func Decode(data []byte, lim Limits) (custos.Event, error) {
 	data = bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF")) // RFC 5424 MSG-UTF8 starts with a BOM
 	m, err := ParseMessage(data, lim)
@@ -48,7 +49,7 @@ func Decode(data []byte, lim Limits) (custos.Event, error) {
 	if err != nil {
 		return custos.Event{}, err
 	}
-	e.Original = &custos.Original{Format: Format, Data: bytes.Clone(data)}
+	e.Original = &custos.Original{Format: Format, Data: data}
 	if err := e.Normalize(custos.DefaultLimits, ""); err != nil {
 		// Every field is clipped and cleaned above; this is a bug.
 		return custos.Event{}, reject(ReasonInvalid, "the mapped event is invalid: "+fieldsOf(err))

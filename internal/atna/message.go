@@ -18,7 +18,7 @@ type Limits struct {
 // deep (AuditMessage / ParticipantObjectIdentification /
 // ParticipantObjectDescription / SOPClass).
 const (
-	DefaultMaxXML   = 32 << 10
+	DefaultMaxXML   = 48 << 10
 	DefaultMaxDepth = 16
 )
 

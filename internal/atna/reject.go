@@ -16,7 +16,7 @@ const (
 	ReasonTooDeep       Reason = "too_deep"        // elements nested deeper than the limit
 	ReasonTooLarge      Reason = "too_large"       // the XML is over the size limit
 	ReasonInvalid       Reason = "invalid"         // well-formed, but not a usable DICOM audit message
-	ReasonOverload      Reason = "overload"        // UDP: dropped, the committer was full
+	ReasonOverload      Reason = "overload"        // a connection over the limit of open connections
 )
 
 // Reasons lists every reason, for metrics that start at zero.

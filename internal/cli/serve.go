@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/atna"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/httpapi"
 	"github.com/custos-audit/custos/internal/ledger"
@@ -40,6 +41,7 @@ type serverConfig struct {
 	checkpointInterval, lockTenure, maxClockSkew              time.Duration
 	maxBody                                                   int64
 	maxBatch, maxChanges                                      int
+	atna                                                      atnaConfig
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -63,6 +65,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxSearches, "max-searches", 0, "scanning searches running at once (0: a quarter of the CPUs, at least 1); indexed searches take no slot")
 	fs.Float64Var(&c.searchShare, "search-share", httpapi.DefaultSearchShare, "share of its time a search slot may spend scanning, in (0, 1]")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
+	c.atna.flags(fs)
 }
 
 func (c *serverConfig) keyPath() string {
@@ -124,6 +127,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil && (cfg.queryTimeout <= 0 || cfg.maxSearches < 0 || cfg.searchShare <= 0 || cfg.searchShare > 1) {
 		err = errors.New("--query-timeout must be positive, --max-searches 0 or more, --search-share in (0, 1]")
 	}
+	if err == nil {
+		err = cfg.atna.check()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos serve:", err)
 		return exitUsageErr
@@ -158,6 +164,7 @@ type server struct {
 	wit  *ledger.Witnesser
 	stop context.CancelFunc // stops the witnesser
 	keys *authn.Keys
+	atna *atna.Receiver // nil unless --atna-tls or --atna-udp
 	http *http.Server
 	url  string
 	done chan error
@@ -239,6 +246,12 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
 	})
+	if cfg.atna.enabled() {
+		if err := s.startATNA(cfg.atna, reg); err != nil {
+			s.closeLedger()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		s.closeLedger()
@@ -315,6 +328,7 @@ func (s *server) bootstrap(ctx context.Context, keys *authn.Keys, token string, 
 func cursorKey(s *ledger.Signer) []byte { return s.DeriveSecret("paging cursor") }
 
 func (s *server) closeLedger() {
+	s.closeATNA() // commits what it read, while the ledger is open
 	if s.stop != nil {
 		s.stop()
 	}

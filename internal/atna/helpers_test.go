@@ -3,19 +3,9 @@ package atna_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,103 +13,17 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/atna"
+	"github.com/custos-audit/custos/internal/atna/atnatest"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// pki is a test CA with a server certificate (for 127.0.0.1, in the CN as
-// rsyslog's x509/name wants it and as an IP SAN as Go wants it) and a
-// client certificate "pacs-1", written as PEM files in Dir.
-type pki struct {
-	Dir                       string
-	CA, ServerCert, ServerKey string // file names
-	ClientCert, ClientKey     string
-	ca                        *x509.Certificate
-	caKey                     *ecdsa.PrivateKey
-	client                    tls.Certificate
-	pool                      *x509.CertPool
-}
-
-func newPKI(tb testing.TB, dir string) *pki {
-	tb.Helper()
-	p := &pki{Dir: dir}
-	p.ca, p.caKey = selfSigned(tb, "Custos test CA")
-	p.CA = p.write(tb, "ca.crt", pemCert(p.ca.Raw))
-	p.pool = x509.NewCertPool()
-	p.pool.AddCert(p.ca)
-	p.ServerCert, p.ServerKey = p.issue(tb, "server", "127.0.0.1", x509.ExtKeyUsageServerAuth)
-	p.ClientCert, p.ClientKey = p.issue(tb, "client", "pacs-1", x509.ExtKeyUsageClientAuth)
-	var err error
-	if p.client, err = tls.LoadX509KeyPair(p.ClientCert, p.ClientKey); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
-
-func selfSigned(tb testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	tb.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert, key
-}
-
-// issue writes a certificate for cn signed by the CA, and its key.
-func (p *pki) issue(tb testing.TB, name, cn string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	tb.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-	if ip := net.ParseIP(cn); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-		tmpl.DNSNames = []string{cn}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	return p.write(tb, name+".crt", pemCert(der)),
-		p.write(tb, name+".key", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func (p *pki) write(tb testing.TB, name string, b []byte) string {
-	tb.Helper()
-	f := filepath.Join(p.Dir, name)
-	if err := os.WriteFile(f, b, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return f
-}
-
-// clientTLS is a client configuration that trusts the CA, presenting cert
-// (none when nil).
-func (p *pki) clientTLS(cert *tls.Certificate) *tls.Config {
-	cfg := &tls.Config{RootCAs: p.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	return cfg
-}
-
 // rig is a receiver on a real ledger (SQLite in a temporary folder),
 // listening for TLS on a free port.
 type rig struct {
-	pki  *pki
+	pki  *atnatest.PKI
 	led  *ledgertest.Ledger
 	recv *atna.Receiver
 	reg  *prometheus.Registry
@@ -142,7 +46,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 func newRig(tb testing.TB, cfg atna.Config) *rig {
 	tb.Helper()
 	dir := tb.TempDir()
-	r := &rig{pki: newPKI(tb, tb.TempDir()), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	r := &rig{pki: atnatest.NewPKI(tb, tb.TempDir()), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	r.led = ledgertest.Open(tb, dir, "custos.test/atna", ledger.Config{})
 	tlsCfg, err := atna.ServerTLS(r.pki.ServerCert, r.pki.ServerKey, r.pki.CA)
 	if err != nil {
@@ -169,7 +73,7 @@ func newRig(tb testing.TB, cfg atna.Config) *rig {
 // dial opens a TLS connection with the client certificate.
 func (r *rig) dial(tb testing.TB) *tls.Conn {
 	tb.Helper()
-	c, err := tls.Dial("tcp", r.addr, r.pki.clientTLS(&r.pki.client))
+	c, err := tls.Dial("tcp", r.addr, r.pki.ClientTLS(&r.pki.Client))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -247,12 +151,8 @@ func (r *rig) waitCounter(tb testing.TB, n float64, name string, labels ...strin
 	}
 }
 
-// syslogFrame wraps an audit message in an RFC 5424 message and an RFC 5425
-// frame, as an ATNA sender writes it.
-func syslogFrame(msg []byte) []byte {
-	body := fmt.Sprintf("<85>1 2026-11-26T10:00:00.000Z pacs-1 dicom-audit 42 IHE+RFC-3881 - %s", msg)
-	return []byte(fmt.Sprintf("%d %s", len(body), body))
-}
+// syslogFrame wraps an audit message in a syslog frame.
+func syslogFrame(msg []byte) []byte { return atnatest.Frame(msg) }
 
 // find returns the stored events that the query q matches.
 func (r *rig) find(tb testing.TB, q store.Query) []custos.Event {

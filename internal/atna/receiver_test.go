@@ -13,6 +13,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/atna"
+	"github.com/custos-audit/custos/internal/atna/atnatest"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -167,21 +168,21 @@ func expectClosed(t *testing.T, conn net.Conn) {
 // logged and counted, and store nothing.
 func TestRefusedConnections(t *testing.T) {
 	r := newRig(t, atna.Config{})
-	other := newPKI(t, t.TempDir()) // another CA, whose client is "pacs-1" too
+	other := atnatest.NewPKI(t, t.TempDir()) // another CA, whose client is "pacs-1" too
 	cases := []struct {
 		name   string
 		dial   func() (net.Conn, error)
 		reason atna.Reason
 	}{
 		{"no client certificate", func() (net.Conn, error) {
-			return tls.Dial("tcp", r.addr, r.pki.clientTLS(nil))
+			return tls.Dial("tcp", r.addr, r.pki.ClientTLS(nil))
 		}, atna.ReasonTLS},
 		{"certificate of another CA", func() (net.Conn, error) {
-			cfg := r.pki.clientTLS(&other.client)
+			cfg := r.pki.ClientTLS(&other.Client)
 			return tls.Dial("tcp", r.addr, cfg)
 		}, atna.ReasonTLS},
 		{"certificate of another CA, TLS 1.2", func() (net.Conn, error) {
-			cfg := r.pki.clientTLS(&other.client)
+			cfg := r.pki.ClientTLS(&other.Client)
 			cfg.MaxVersion = tls.VersionTLS12
 			return tls.Dial("tcp", r.addr, cfg)
 		}, atna.ReasonTLS},

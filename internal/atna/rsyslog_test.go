@@ -13,6 +13,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/atna"
+	"github.com/custos-audit/custos/internal/atna/atnatest"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -171,7 +172,7 @@ func TestRsyslogPeer(t *testing.T) {
 func TestRsyslogRefusedCertificate(t *testing.T) {
 	bin := rsyslogd(t)
 	r := newRig(t, atna.Config{})
-	other := newPKI(t, t.TempDir())
+	other := atnatest.NewPKI(t, t.TempDir())
 	in := startRsyslog(t, bin, r.addr, r.pki.CA, other.ClientCert, other.ClientKey)
 	sendPlain(t, in, syslogFrame(good()))
 	r.waitCounter(t, 1, "custos_atna_rejected_total", "transport=tls", "reason=tls_handshake")

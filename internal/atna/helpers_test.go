@@ -164,3 +164,7 @@ func (r *rig) find(tb testing.TB, q store.Query) []custos.Event {
 	}
 	return es
 }
+
+func tlsDial(addr string, pki *atnatest.PKI) (*tls.Conn, error) {
+	return tls.Dial("tcp", addr, pki.ClientTLS(&pki.Client))
+}

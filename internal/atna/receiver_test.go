@@ -186,6 +186,11 @@ func TestRefusedConnections(t *testing.T) {
 			cfg.MaxVersion = tls.VersionTLS12
 			return tls.Dial("tcp", r.addr, cfg)
 		}, atna.ReasonTLS},
+		{"TLS 1.1", func() (net.Conn, error) {
+			cfg := r.pki.ClientTLS(&r.pki.Client)
+			cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS11, tls.VersionTLS11
+			return tls.Dial("tcp", r.addr, cfg)
+		}, atna.ReasonTLS},
 		{"plain TCP", func() (net.Conn, error) {
 			return net.Dial("tcp", r.addr)
 		}, atna.ReasonPlainTCP},

@@ -14,6 +14,9 @@ type decoded struct {
 	event custos.Event
 }
 
+// size is what the message holds of the receiver's memory budget.
+func (d decoded) size() int64 { return int64(len(d.event.Original.Data)) }
+
 // committer appends one connection's messages in group commits: a batch
 // commits while the next gathers in a channel of MaxBatch messages, which
 // blocks the reader (and, through TCP, the sender) when full.
@@ -30,7 +33,11 @@ func (r *Receiver) newCommitter(transport string) *committer {
 	return c
 }
 
-func (c *committer) add(d decoded) { c.ch <- d }
+// add queues a message, waiting first for its bytes in the memory budget.
+func (c *committer) add(d decoded) {
+	c.r.mem.Acquire(context.Background(), d.size()) // never fails without a deadline
+	c.ch <- d
+}
 
 // close commits what was added and waits.
 func (c *committer) close() {
@@ -68,6 +75,11 @@ func (c *committer) run() {
 				events = append(events, d.event)
 			}
 			c.commit(batch[0].by, events)
+			var held int64
+			for _, d := range batch[:n] {
+				held += d.size()
+			}
+			c.r.mem.Release(held)
 			batch = batch[n:]
 		}
 	}

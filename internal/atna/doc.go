@@ -19,6 +19,7 @@
 //     the limit, a frame that is not syslog) is closed, so no later frame is
 //     read from the wrong offset;
 //   - syslog carries no acknowledgement: a frame read from the socket waits
-//     at most one group commit in memory, at most 2 × MaxBatch frames per
-//     connection (see Receiver).
+//     at most about two group commits in memory, at most 2 × MaxBatch + 1
+//     frames per connection and Config.MemoryBudget bytes in all (see
+//     Receiver).
 package atna

@@ -12,6 +12,7 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 )
 
 // Appender is what the receiver needs of the ledger's sequencer: the same
@@ -29,8 +30,12 @@ type Config struct {
 	// (default 256). A connection holds at most 2 × MaxBatch messages that
 	// were read and not yet committed: one batch being committed, one
 	// gathering.
-	MaxBatch         int
-	MaxConns         int           // open TLS connections at most (default 256)
+	MaxBatch int
+	MaxConns int // open TLS connections at most (default 256)
+	// MemoryBudget bounds the bytes of messages read and not yet committed,
+	// all connections together (default 64 MiB, never less than MaxFrame);
+	// past it, readers wait, and TCP pushes back on the senders.
+	MemoryBudget     int64
 	HandshakeTimeout time.Duration // default 10 s
 	IdleTimeout      time.Duration // a connection silent this long is closed (default 10 min)
 	Logger           *slog.Logger
@@ -47,6 +52,10 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns <= 0 {
 		c.MaxConns = 256
 	}
+	if c.MemoryBudget <= 0 {
+		c.MemoryBudget = 64 << 20
+	}
+	c.MemoryBudget = max(c.MemoryBudget, int64(c.MaxFrame))
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = 10 * time.Second
 	}
@@ -70,7 +79,8 @@ type Receiver struct {
 	log *slog.Logger
 	m   *metrics
 
-	slots chan struct{} // one per open TLS connection
+	slots chan struct{}       // one per open TLS connection
+	mem   *semaphore.Weighted // bytes of messages read, not yet committed
 
 	mu        sync.Mutex
 	closed    bool
@@ -85,7 +95,7 @@ type Receiver struct {
 func New(app Appender, cfg Config) *Receiver {
 	cfg = cfg.withDefaults()
 	return &Receiver{app: app, cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registry),
-		slots: make(chan struct{}, cfg.MaxConns), conns: map[net.Conn]struct{}{}, abandon: make(chan struct{})}
+		slots: make(chan struct{}, cfg.MaxConns), mem: semaphore.NewWeighted(cfg.MemoryBudget), conns: map[net.Conn]struct{}{}, abandon: make(chan struct{})}
 }
 
 // ErrClosed is returned by ServeTLS and ServeUDP after Close.

@@ -217,9 +217,9 @@ func TestRefusedConnections(t *testing.T) {
 }
 
 // TestBatchesPerConnection: many messages on several connections are all
-// stored, each under its connection's certificate.
+// stored, with a memory budget of a few messages making readers wait.
 func TestBatchesPerConnection(t *testing.T) {
-	r := newRig(t, atna.Config{MaxBatch: 16})
+	r := newRig(t, atna.Config{MaxBatch: 16, MaxFrame: 4096, MemoryBudget: 4096})
 	const conns, each = 4, 300
 	done := make(chan error, conns)
 	for i := 0; i < conns; i++ {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/atna"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/httpapi"
 	"github.com/custos-audit/custos/internal/ledger"
@@ -46,6 +47,7 @@ type serverConfig struct {
 	rulesFile                                                 string
 	monitor                                                   bool
 	alerts                                                    alertFlags
+	atna                                                      atnaConfig
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -76,6 +78,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	c.alerts.flags(fs)
 	fs.BoolVar(&c.monitor, "monitor", true, "run security monitoring (the detection rules, blocks); false turns it and its routes off")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
+	c.atna.flags(fs)
 }
 
 func (c *serverConfig) keyPath() string {
@@ -137,6 +140,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil && (cfg.queryTimeout <= 0 || cfg.maxSearches < 0 || cfg.searchShare <= 0 || cfg.searchShare > 1) {
 		err = errors.New("--query-timeout must be positive, --max-searches 0 or more, --search-share in (0, 1]")
 	}
+	if err == nil {
+		err = cfg.atna.check()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos serve:", err)
 		return exitUsageErr
@@ -175,6 +181,7 @@ type server struct {
 	// stopMonitor stops the monitor (after recording what it holds) and
 	// the alert outboxes.
 	stopMonitor func()
+	atna        *atna.Receiver // nil unless --atna-tls or --atna-udp
 	http        *http.Server
 	url         string
 	done        chan error
@@ -296,6 +303,12 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
 	})
+	if cfg.atna.enabled() {
+		if err := s.startATNA(cfg.atna, reg); err != nil {
+			s.closeLedger()
+			return nil, err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		s.closeLedger()
@@ -373,6 +386,10 @@ func (s *server) bootstrap(ctx context.Context, keys *authn.Directory, token str
 func cursorKey(s *ledger.Signer) []byte { return s.DeriveSecret("paging cursor") }
 
 func (s *server) closeLedger() {
+	s.closeATNA() // commits what it read, while the ledger is open
+	if s.stopMonitor != nil {
+		s.stopMonitor() // records what it holds, while the ledger is open
+	}
 	if s.stop != nil {
 		s.stop()
 	}
@@ -392,9 +409,6 @@ func (s *server) shutdown() error {
 	defer cancel()
 	err := s.http.Shutdown(ctx)
 	s.api.Close()
-	if s.stopMonitor != nil {
-		s.stopMonitor()
-	}
 	s.closeLedger()
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr

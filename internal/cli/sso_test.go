@@ -53,9 +53,9 @@ func TestSingleSignOn(t *testing.T) {
 	auditor := token(kp, m.ClientID, "dr.yang", "custos-audit", "unmapped")
 	code, body := call(t, "GET", base+"/v1/me", auditor, "")
 	var me struct {
-		Kind, UserID string `json:"user_id"`
-		Roles        []string
-		Permissions  []string
+		UserID      string `json:"user_id"`
+		Roles       []string
+		Permissions []string
 	}
 	json.Unmarshal([]byte(body), &me)
 	if code != 200 || strings.Join(me.Roles, ",") != "auditor" {

@@ -38,6 +38,8 @@ type Store interface {
 	Head(ctx context.Context) (store.Head, error)
 	Event(ctx context.Context, index uint64) (custos.Event, error)
 	ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error
+	// PatientDays counts each user's distinct patients per UTC day.
+	PatientDays(ctx context.Context, from, to time.Time) ([]store.PatientDay, error)
 }
 
 // Appender records ledger records; the ledger's sequencer is one.

@@ -280,3 +280,33 @@ func TestManualBlocksAndStatus(t *testing.T) {
 		t.Errorf("an unknown status: %v", err)
 	}
 }
+
+// TestBaselineSurvivesARestart: a user's weeks of ordinary PHI access are
+// seeded from the store at a start, so an unusual day after a restart is
+// still judged against the user's own baseline.
+func TestBaselineSurvivesARestart(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	read := func(patient string) custos.Event {
+		return custos.Event{User: custos.User{ID: "dr.grey", Roles: []string{"physician"}}, Action: custos.ActionRead,
+			ResourceType: "Patient", PatientID: patient, Outcome: custos.OutcomeSuccess, Source: "ehr"}
+	}
+	for day := range 20 { // 20 ordinary days: 8 to 12 patients a day
+		for p := range 8 + day%5 {
+			if _, err := r.l.Seq.Append(ctx, "apikey:ehr", []custos.Event{read(fmt.Sprintf("p-%d-%d", day, p))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.clk.Add(24 * time.Hour)
+	}
+	m := r.monitor() // started after the 20 days: only the last one is replayed
+	for p := range 60 {
+		if _, err := r.l.Seq.Append(ctx, "apikey:ehr", []custos.Event{read(fmt.Sprintf("q-%d", p))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(t, m)
+	if got := alerts(m, custos.UnusualPHIAccess); len(got) != 1 || got[0].User != "dr.grey" {
+		t.Fatalf("60 patients in a day against a baseline of about 10, after a restart: %+v", got)
+	}
+}

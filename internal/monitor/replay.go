@@ -116,6 +116,11 @@ func (m *Monitor) start(ctx context.Context) error {
 	}
 	m.mu.RUnlock()
 	sortByIndex(reported)
+	// The PHI baseline spans weeks: the days before the horizon's are
+	// seeded from the store's counts, oldest first.
+	if err := m.seedBaseline(ctx, from); err != nil {
+		return err
+	}
 	// The events of the horizon, in chunks, with the reports among them.
 	recorded := func(id string) bool {
 		m.mu.RLock()
@@ -207,4 +212,28 @@ func (m *Monitor) timeAtOrAfter(ctx context.Context, i, end uint64) (time.Time, 
 
 func sortByIndex(s []custos.SecurityEvent) {
 	slices.SortFunc(s, func(a, b custos.SecurityEvent) int { return cmp.Compare(a.Index, b.Index) })
+}
+
+// seedBaseline gives the engine each user's distinct patients per day for
+// the baseline's days before the first replayed event's day.
+func (m *Monitor) seedBaseline(ctx context.Context, from uint64) error {
+	b := m.cfg.Rules.UnusualPHIAccess
+	if !b.Enabled || b.HistoryDays <= 0 {
+		return nil
+	}
+	end := m.now().UTC()
+	if ts, at, err := m.timeAtOrAfter(ctx, from, ^uint64(0)); err != nil {
+		return err
+	} else if at != ^uint64(0) {
+		end = ts.UTC()
+	}
+	end = end.Truncate(24 * time.Hour)
+	days, err := m.st.PatientDays(ctx, end.AddDate(0, 0, -b.HistoryDays), end)
+	if err != nil {
+		return err
+	}
+	for _, d := range days {
+		m.eng.SeedBaseline(d.UserID, d.Roles, d.Day, d.Patients)
+	}
+	return nil
 }

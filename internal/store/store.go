@@ -10,6 +10,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -133,6 +134,9 @@ type Reader interface {
 	// size the newest index implies, read in one snapshot: they differ when
 	// records were deleted or inserted behind Custos's back.
 	RecordCount(ctx context.Context) (count, size uint64, err error)
+	// PatientDays counts, per user and UTC day in [from, to), the distinct
+	// patients their client events named.
+	PatientDays(ctx context.Context, from, to time.Time) ([]PatientDay, error)
 }
 
 // Scanner streams the whole ledger in order, for verification. Each scan reads
@@ -151,4 +155,33 @@ type Store interface {
 	Cosigner
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// PatientDay is how many distinct patients one user's client events named on
+// one UTC day: what the PHI-access baseline is seeded from at a start.
+type PatientDay struct {
+	UserID   string
+	Roles    []string
+	Day      time.Time // midnight UTC
+	Patients int
+}
+
+// PatientDaysQuery counts, per user and UTC day from $1 to $2 (ledger time,
+// microseconds), the distinct patients their client events named. Both
+// stores run it, with their own placeholders.
+const PatientDaysQuery = `SELECT user_id, max(user_roles), ts / 86400000000 AS day, count(DISTINCT patient_id)
+FROM events WHERE ts >= $1 AND ts < $2 AND leaf_kind = 1 AND patient_id IS NOT NULL AND patient_id <> ''
+GROUP BY user_id, ts / 86400000000 ORDER BY day, user_id`
+
+// ScanPatientDay reads one row of PatientDaysQuery.
+func ScanPatientDay(r Row) (PatientDay, error) {
+	var d PatientDay
+	var roles string
+	var day int64
+	if err := r.Scan(&d.UserID, &roles, &day, &d.Patients); err != nil {
+		return d, err
+	}
+	json.Unmarshal([]byte(roles), &d.Roles)
+	d.Day = time.Unix(day*86400, 0).UTC()
+	return d, nil
 }

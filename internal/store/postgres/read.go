@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
@@ -138,4 +139,9 @@ func (s *Store) ScanCheckpoints(ctx context.Context, fn func(store.Checkpoint) e
 	return store.ScanChunks(ctx, -1, scanChunk,
 		chunkQuery(s, "checkpoints", `SELECT `+store.CheckpointColumns+` FROM checkpoints WHERE size > $1 ORDER BY size LIMIT $2`, store.ScanCheckpoint),
 		func(c store.Checkpoint) int64 { return int64(c.Size) }, fn)
+}
+
+// PatientDays counts each user's distinct patients per UTC day in [from, to).
+func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.PatientDay, error) {
+	return query(ctx, s, "patient days", store.PatientDaysQuery, store.ScanPatientDay, from.UnixMicro(), to.UnixMicro())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
@@ -170,4 +171,10 @@ func collect[T any](ctx context.Context, s *Store, what, query string, scan func
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	return out, nil
+}
+
+// PatientDays counts each user's distinct patients per UTC day in [from, to).
+func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.PatientDay, error) {
+	q := strings.NewReplacer("$1", "?1", "$2", "?2").Replace(store.PatientDaysQuery)
+	return collect(ctx, s, "patient days", q, store.ScanPatientDay, from.UnixMicro(), to.UnixMicro())
 }

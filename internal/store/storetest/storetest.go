@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"NodesAndCheckpoints", testNodesAndCheckpoints},
 		{"State", testState},
 		{"Scans", testScans},
+		{"PatientDays", testPatientDays},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,5 +347,40 @@ func testScans(t *testing.T, s store.Store) {
 	stop := errors.New("stop")
 	if err := s.ScanEvents(ctx, 10, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("ScanEvents did not pass on the callback's error: %v", err)
+	}
+}
+
+// testPatientDays: the per-user, per-day distinct patients of client events
+// are what a walk over the same events counts.
+func testPatientDays(t *testing.T, s store.Store) {
+	evs := Events(0, 3000) // a minute apart: a little over two days
+	for i := 0; i < len(evs); i += 500 {
+		mustAppend(t, s, &store.Batch{Events: evs[i : i+500]})
+	}
+	want := map[string]int{}
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if e.Kind != custos.KindClient || e.PatientID == "" || e.Timestamp.Before(t0.Add(time.Hour)) {
+			continue
+		}
+		day := e.Timestamp.UTC().Truncate(24 * time.Hour).Format(time.DateOnly)
+		if k := e.User.ID + "|" + day + "|" + e.PatientID; !seen[k] {
+			seen[k] = true
+			want[e.User.ID+"|"+day]++
+		}
+	}
+	days, err := s.PatientDays(context.Background(), t0.Add(time.Hour), t0.Add(72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, d := range days {
+		got[d.UserID+"|"+d.Day.Format(time.DateOnly)] = d.Patients
+		if len(d.Roles) != 1 || d.Roles[0] != "physician" {
+			t.Errorf("roles %v", d.Roles)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("patient days (-walk +store):\n%s", diff)
 	}
 }

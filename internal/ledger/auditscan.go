@@ -69,7 +69,7 @@ func readLeaves(ctx context.Context, sc store.Scanner, workers int, wg *sync.Wai
 
 func readChunk(ctx context.Context, sc store.Scanner, k uint64) leafChunk {
 	from, to := k*auditChunk, (k+1)*auditChunk
-	var c leafChunk
+	c := leafChunk{events: make([]custos.Event, 0, auditChunk), hashes: make([][]byte, 0, auditChunk)}
 	err := sc.ScanEvents(ctx, from, func(e custos.Event) error {
 		if e.Index >= to {
 			c.more = true

@@ -17,13 +17,17 @@ import (
 // conversions by reflection were a large part of their cost. The batch it
 // returns is reused by the next call: ScanChunks is done with one batch
 // before it asks for the next.
-func chunkQuery[T any](s *Store, what, query string, decode func([]driver.Value) (T, error)) func(context.Context, int64, int) ([]T, error) {
+func chunkQuery[T any](s *Store, what, query string, decode func([]driver.Value) (T, error), w *typeWatch) func(context.Context, int64, int) ([]T, error) {
 	var batch []T
 	return func(ctx context.Context, last int64, limit int) ([]T, error) {
 		clear(batch)
 		batch = batch[:0]
+		check, checked := w.chunk(last, limit)
 		err := s.rawQuery(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: last}, {Ordinal: 2, Value: int64(limit)}},
 			func(vals []driver.Value) error {
+				if check != nil {
+					check(vals)
+				}
 				v, err := decode(vals)
 				if err != nil {
 					return err
@@ -34,6 +38,7 @@ func chunkQuery[T any](s *Store, what, query string, decode func([]driver.Value)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: scan %s: %w", what, err)
 		}
+		checked()
 		return batch, nil
 	}
 }
@@ -79,14 +84,22 @@ const (
 // ScanEvents calls fn for every event with index >= from, in index order,
 // reading scanChunk rows at a time.
 func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error {
+	return s.scanEvents(ctx, from, fn, nil)
+}
+
+func (s *Store) scanEvents(ctx context.Context, from uint64, fn func(custos.Event) error, w *typeWatch) error {
 	return store.ScanChunks(ctx, int64(from)-1, scanChunk,
-		chunkQuery(s, "events", scanEventsQuery, store.EventFromValues),
+		chunkQuery(s, "events", scanEventsQuery, store.EventFromValues, w),
 		func(e custos.Event) int64 { return int64(e.Index) }, fn)
 }
 
 // ScanNodes calls fn for every stored tree node in position order.
 func (s *Store) ScanNodes(ctx context.Context, fn func(store.Node) error) error {
-	return store.ScanChunks(ctx, -1, 2*scanChunk, chunkQuery(s, "nodes", scanNodesQuery, store.NodeFromValues),
+	return s.scanNodes(ctx, fn, nil)
+}
+
+func (s *Store) scanNodes(ctx context.Context, fn func(store.Node) error, w *typeWatch) error {
+	return store.ScanChunks(ctx, -1, 2*scanChunk, chunkQuery(s, "nodes", scanNodesQuery, store.NodeFromValues, w),
 		func(n store.Node) int64 { return int64(n.Pos) }, fn)
 }
 

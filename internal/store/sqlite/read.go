@@ -17,7 +17,7 @@ const scanChunk = 5000
 
 // Event returns the event at index, or custos.ErrNotFound.
 func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
+	row := s.readStmts.queryRow(ctx, s.r, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
 	e, err := store.ScanEvent(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, custos.ErrNotFound
@@ -43,7 +43,7 @@ func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, erro
 	}
 	defer tx.Rollback()
 	var upto int64
-	if err := tx.QueryRowContext(ctx, `SELECT upto FROM ix.ix_state`).Scan(&upto); err != nil {
+	if err := s.searchStmts.queryRow(ctx, tx, `SELECT upto FROM ix.ix_state`).Scan(&upto); err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	out, err := s.queryEvents(ctx, tx, tail, "e.idx >= ?", upto)
@@ -82,7 +82,7 @@ func (s *Store) queryEvents(ctx context.Context, db querier, b store.SQL, cond s
 		b.Where += " AND " + cond
 		b.Args = append(b.Args, arg)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
+	rows, err := s.searchStmts.query(ctx, db, `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
 		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)

@@ -55,37 +55,24 @@ func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	return st
 }
 
-// query runs query with args on q (the cache's pool, or a transaction on
-// it), prepared once.
-func (c *stmtCache) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	st := c.get(ctx, query)
-	switch {
-	case st == nil:
-		return q.QueryContext(ctx, query, args...)
-	case q == querier(c.db):
-		return st.QueryContext(ctx, args...)
-	}
-	if tx, ok := q.(*sql.Tx); ok {
-		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return q.QueryContext(ctx, query, args...)
-}
-
-// queryRow is query for one row.
-func (c *stmtCache) queryRow(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, query string, args ...any) *sql.Row {
-	st := c.get(ctx, query)
-	switch {
-	case st == nil:
-		return q.QueryRowContext(ctx, query, args...)
-	case q == any(c.db):
+// queryRow runs query for one row on the cache's pool, prepared once.
+func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := c.get(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
-	if tx, ok := q.(*sql.Tx); ok {
-		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	return c.db.QueryRowContext(ctx, query, args...)
+}
+
+// inTx returns st bound to tx (the statement as prepared on the
+// transaction's connection, prepared there the first time), or, when st is
+// nil, query prepared on tx for this use; it is closed with tx. Get st
+// before the transaction begins: the transaction holds a connection of the
+// pool that get may need.
+func inTx(ctx context.Context, tx *sql.Tx, st *sql.Stmt, query string) (*sql.Stmt, error) {
+	if st != nil {
+		return tx.StmtContext(ctx, st), nil
 	}
-	return q.QueryRowContext(ctx, query, args...)
+	return tx.PrepareContext(ctx, query)
 }
 
 // close closes the cached statements.

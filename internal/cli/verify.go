@@ -112,9 +112,12 @@ func (v *verifier) run(ctx context.Context) int {
 	if p := checkSchema(ctx, st); p != nil {
 		return v.schemaProblem(p)
 	}
-	// The storage-type scan runs beside the audit: both only read.
-	types := make(chan error, 1)
-	go func() { types <- checkStorageTypes(ctx, st) }()
+	// On SQLite the audit's own scans of the events and tree nodes also
+	// check their values' storage types; the rest of that check runs after.
+	src, err := auditSource(ctx, st)
+	if err != nil {
+		return v.usage("%v", err)
+	}
 	start := time.Now()
 	opt := ledger.AuditOptions{VKey: vkey, Anchors: anchors, CheckpointInterval: c.interval, AllowUncoveredTail: c.allowTail}
 	if !c.quiet {
@@ -122,10 +125,7 @@ func (v *verifier) run(ctx context.Context) int {
 			fmt.Fprintf(v.stderr, "verified %d records (%.0f/s)\n", n, float64(n)/time.Since(start).Seconds())
 		}
 	}
-	rep, err := ledger.Audit(ctx, st, opt)
-	if terr := <-types; terr != nil && err == nil && (rep == nil || rep.Problem == nil) {
-		return v.schemaProblem(terr)
-	}
+	rep, err := ledger.Audit(ctx, src, opt)
 	if err != nil {
 		return v.usage("%v", err)
 	}
@@ -134,13 +134,21 @@ func (v *verifier) run(ctx context.Context) int {
 		fmt.Fprintf(v.stdout, "checked %d records before it in %s\n", rep.Records, rep.Elapsed.Round(time.Millisecond))
 		return code
 	}
+	// The rest of the storage-type check and the sampled searches run side
+	// by side: both only read. A storage problem is reported first.
+	types := make(chan error, 1)
+	go func() { types <- checkStorageTypes(ctx, src) }()
 	searchStart := time.Now()
-	if p, err := ledger.SearchCheck(ctx, st, rep.Records, c.searchSample); err != nil {
-		return v.usage("%v", err)
+	p, serr := ledger.SearchCheck(ctx, src, rep.Records, c.searchSample)
+	searched := time.Since(searchStart)
+	if terr := <-types; terr != nil {
+		return v.schemaProblem(terr)
+	}
+	if serr != nil {
+		return v.usage("%v", serr)
 	} else if p != nil {
 		return v.failed("record %d: %s", p.Index, p.Reason)
 	}
-	searched := time.Since(searchStart)
 	if code := v.checkWitnessed(ctx, st, vkey, witnessKeys, quorum); code >= 0 {
 		return code
 	}
@@ -247,6 +255,15 @@ func checkSchema(ctx context.Context, st store.Store) error {
 		return sc.CheckSchema(ctx)
 	}
 	return nil
+}
+
+// auditSource is what the audit reads: on SQLite, the store's TypeScan view,
+// whose scans check the storage types of the rows they read.
+func auditSource(ctx context.Context, st store.Store) (store.Store, error) {
+	if s, ok := st.(*sqlite.Store); ok {
+		return s.TypeScan(ctx)
+	}
+	return st, nil
 }
 
 // checkStorageTypes runs the store's storage-type check, when it has one

@@ -14,6 +14,7 @@
 package leaf
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,20 @@ var ErrMalformedLeaf = errors.New("malformed leaf")
 // in its LeafVersion (0 is read as version 1, the encoding of the first
 // release).
 func LeafHash(e *custos.Event) []byte { return Hasher.HashLeaf(EncodeEvent(e)) }
+
+// AppendLeafHash appends to dst the leaf hash LeafHash returns, using buf
+// (returned, perhaps grown) for the encoding: for a caller that hashes many
+// events, without an allocation per event.
+func AppendLeafHash(dst, buf []byte, e *custos.Event) (hash, scratch []byte) {
+	buf = append(buf[:0], rfc6962.RFC6962LeafHashPrefix)
+	if e.LeafVersion == Version2 {
+		buf = appendEventV2(buf, e)
+	} else {
+		buf = appendEventV1(buf, e)
+	}
+	sum := sha256.Sum256(buf)
+	return append(dst, sum[:]...), buf
+}
 
 // EncodeEvent returns the canonical encoding of an audit event in its
 // LeafVersion. Check Valid first: fields that the version cannot carry are
@@ -101,8 +116,11 @@ func eventKind(k custos.RecordKind) (byte, error) {
 //
 // with extensions as appendExt writes them. This layout must never change.
 func encodeEventV2(e *custos.Event) []byte {
+	return appendEventV2(make([]byte, 0, 256+len(e.Changes)), e)
+}
+
+func appendEventV2(b []byte, e *custos.Event) []byte {
 	kind, _ := eventKind(e.Kind) // Valid refuses an unknown kind; 0 never verifies
-	b := make([]byte, 0, 256+len(e.Changes))
 	b = append(b, Version2, kind)
 	b = binary.BigEndian.AppendUint64(b, e.Index)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Timestamp.UnixMicro()))

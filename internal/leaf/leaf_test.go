@@ -1,6 +1,7 @@
 package leaf
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -99,4 +100,19 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, got)
 		}
 	})
+}
+
+// AppendLeafHash gives LeafHash's hash for events of both versions, whatever
+// its scratch buffer held before.
+func TestAppendLeafHash(t *testing.T) {
+	var dst, scratch []byte
+	for i, e := range append(goldenEvents(), goldenEventsV2()...) {
+		var h []byte
+		n := len(dst)
+		dst, scratch = AppendLeafHash(dst, scratch, &e)
+		h = dst[n:]
+		if want := LeafHash(&e); !bytes.Equal(h, want) {
+			t.Errorf("event %d: AppendLeafHash %x, LeafHash %x", i, h, want)
+		}
+	}
 }

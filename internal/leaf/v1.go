@@ -19,7 +19,10 @@ import (
 // where every string and byte string is a uvarint length followed by its bytes.
 // This layout must never change.
 func encodeEventV1(e *custos.Event) []byte {
-	b := make([]byte, 0, 256+len(e.Changes))
+	return appendEventV1(make([]byte, 0, 256+len(e.Changes)), e)
+}
+
+func appendEventV1(b []byte, e *custos.Event) []byte {
 	b = append(b, Version1, KindAuditEvent)
 	b = binary.BigEndian.AppendUint64(b, e.Index)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Timestamp.UnixMicro()))

@@ -69,14 +69,18 @@ func readLeaves(ctx context.Context, sc store.Scanner, workers int, wg *sync.Wai
 
 func readChunk(ctx context.Context, sc store.Scanner, k uint64) leafChunk {
 	from, to := k*auditChunk, (k+1)*auditChunk
-	var c leafChunk
+	c := leafChunk{events: make([]custos.Event, 0, auditChunk), hashes: make([][]byte, 0, auditChunk)}
+	sums := make([]byte, 0, auditChunk*32) // the chunk's hashes, in one allocation
+	var scratch []byte
 	err := sc.ScanEvents(ctx, from, func(e custos.Event) error {
 		if e.Index >= to {
 			c.more = true
 			return errChunkFull
 		}
 		c.events = append(c.events, e)
-		c.hashes = append(c.hashes, leaf.LeafHash(&e))
+		n := len(sums)
+		sums, scratch = leaf.AppendLeafHash(sums, scratch, &c.events[len(c.events)-1])
+		c.hashes = append(c.hashes, sums[n:len(sums):len(sums)])
 		return nil
 	})
 	if err != nil && !errors.Is(err, errChunkFull) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
@@ -95,7 +96,9 @@ func (r *eventRow) event() (custos.Event, error) {
 		t := time.UnixMicro(*r.occurred).UTC()
 		e.OccurredAt = &t
 	}
-	if err := json.Unmarshal([]byte(r.roles), &e.User.Roles); err != nil {
+	if roles, ok := plainStrings(r.roles); ok {
+		e.User.Roles = roles
+	} else if err := json.Unmarshal([]byte(r.roles), &e.User.Roles); err != nil {
 		return e, fmt.Errorf("%w: event %d: user_roles is not a JSON array: %v", ErrCorruptRow, r.idx, err)
 	}
 	if r.patient != nil {
@@ -124,6 +127,56 @@ func (r *eventRow) event() (custos.Event, error) {
 		return e, fmt.Errorf("%w: event %d: extensions: %v", ErrCorruptRow, r.idx, err)
 	}
 	return e, nil
+}
+
+// plainStrings decodes, without encoding/json, a JSON array of strings in
+// the compact form EventArgs writes when no string needs an escape:
+// `[]`, `["a"]`, `["a","b"]`. For such text it returns exactly what
+// json.Unmarshal into a nil []string gives (a non-nil empty slice for `[]`);
+// for any other text (whitespace, escapes, control characters, invalid
+// UTF-8, null) it returns false and the caller unmarshals.
+func plainStrings(s string) ([]string, bool) {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, false
+	}
+	body := s[1 : len(s)-1]
+	if body == "" {
+		return []string{}, true
+	}
+	n := strings.Count(body, `","`) + 1
+	out := make([]string, 0, n)
+	for len(body) > 0 {
+		if body[0] != '"' {
+			return nil, false
+		}
+		end := 1
+		for end < len(body) && body[end] != '"' {
+			if c := body[end]; c < 0x20 || c == '\\' || c >= utf8.RuneSelf {
+				if c < utf8.RuneSelf {
+					return nil, false
+				}
+				r, size := utf8.DecodeRuneInString(body[end:])
+				if r == utf8.RuneError && size == 1 {
+					return nil, false
+				}
+				end += size
+				continue
+			}
+			end++
+		}
+		if end == len(body) {
+			return nil, false // unterminated
+		}
+		out = append(out, body[1:end])
+		body = body[end+1:]
+		if len(body) > 0 {
+			if body[0] != ',' || len(body) == 1 {
+				return nil, false
+			}
+			body = body[1:]
+		}
+	}
+	return out, true
 }
 
 // keyRow receives one row of KeyColumns.

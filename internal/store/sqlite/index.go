@@ -80,7 +80,11 @@ const maxIndexLag = 32 << 10
 type indexer struct {
 	db  *sql.DB
 	ins map[string]insert
-	mu  sync.Mutex // one index transaction at a time
+	// The reads and writes of ix_state, prepared once: under a load of
+	// small appends (a READ record per search) an index transaction runs
+	// for every few events.
+	getUpto, setUpto *sql.Stmt
+	mu               sync.Mutex // one index transaction at a time
 
 	qmu    sync.Mutex
 	cond   *sync.Cond
@@ -183,6 +187,12 @@ func openIndexer(ctx context.Context, path string, log *slog.Logger, read func(f
 		}
 		x.ins, err = prepareInserts(ctx, db, specs)
 	}
+	if err == nil {
+		x.getUpto, err = db.PrepareContext(ctx, `SELECT upto FROM ix_state`)
+	}
+	if err == nil {
+		x.setUpto, err = db.PrepareContext(ctx, `UPDATE ix_state SET upto = ?`)
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -203,7 +213,7 @@ func (x *indexer) add(ctx context.Context, evs []custos.Event, read func(from, t
 	}
 	defer tx.Rollback()
 	var upto int64
-	if err := tx.QueryRowContext(ctx, `SELECT upto FROM ix_state`).Scan(&upto); err != nil {
+	if err := tx.StmtContext(ctx, x.getUpto).QueryRowContext(ctx).Scan(&upto); err != nil {
 		return fmt.Errorf("sqlite: index state: %w", err)
 	}
 	if last := evs[len(evs)-1].Index; uint64(upto) > last {
@@ -230,7 +240,7 @@ func (x *indexer) add(ctx context.Context, evs []custos.Event, read func(from, t
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE ix_state SET upto = ?`, int64(evs[len(evs)-1].Index)+1); err != nil {
+	if _, err := tx.StmtContext(ctx, x.setUpto).ExecContext(ctx, int64(evs[len(evs)-1].Index)+1); err != nil {
 		return fmt.Errorf("sqlite: index state: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -260,6 +270,7 @@ func (x *indexer) close() error {
 	for _, st := range x.ins {
 		errs = append(errs, st.full.Close(), st.one.Close())
 	}
+	errs = append(errs, x.getUpto.Close(), x.setUpto.Close())
 	x.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	errs = append(errs, x.db.Close())
 	for _, e := range errs {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custos-audit/custos/internal/store"
 )
@@ -37,11 +38,13 @@ func TestQueryPlans(t *testing.T) {
 	for _, q := range []store.Query{
 		{PatientID: "p-1"}, {User: "u", Action: "READ"}, {IPAddress: "203.0.113.7"},
 		{ResourceType: "Patient", ResourceID: "p-1"}, {PatientID: "p-1", After: &store.Cursor{Index: 9}},
+		{PatientID: "p-1", From: time.Unix(1, 0), To: time.Unix(1, 0)}, {User: "u", From: time.Unix(1, 0), To: time.Unix(9, 0)},
 	} {
 		tail, indexed := eventQueries(q)
 		if indexed == nil {
 			t.Fatalf("%+v is not driven by an index", q)
 		}
+		tail.From += " NOT INDEXED" // as Events runs it
 		if p := explain(tail, "e.idx >= ?", 5); !strings.Contains(p, "INTEGER PRIMARY KEY (rowid>?") {
 			t.Errorf("tail of %+v: %s", q, p)
 		}

@@ -118,3 +118,34 @@ func TestTimeBoundedSearchPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentSearchesPrepare: more concurrent indexed searches than the
+// search pool has connections, each of a SQL text not prepared yet, all
+// finish. (A statement prepared on the pool inside a search's transaction
+// waited for a connection that only the other waiting searches held, until
+// their deadlines.)
+func TestConcurrentSearchesPrepare(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{SearchConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(ctx, &store.Batch{Events: storetest.Events(0, 50)}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	errs := make(chan error)
+	for i := range 16 {
+		go func() {
+			_, err := s.Events(wctx, store.Query{PatientID: "p-1", Limit: 2 + i})
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -18,7 +18,7 @@ const scanChunk = 5000
 
 // Event returns the event at index, or custos.ErrNotFound.
 func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
-	row := s.r.QueryRowContext(ctx, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
+	row := s.readStmts.queryRow(ctx, `SELECT `+store.EventColumns+` FROM events WHERE idx = ?`, int64(index))
 	e, err := store.ScanEvent(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, custos.ErrNotFound
@@ -36,25 +36,48 @@ func (s *Store) Event(ctx context.Context, index uint64) (custos.Event, error) {
 func (s *Store) Events(ctx context.Context, q store.Query) ([]custos.Event, error) {
 	tail, indexed := eventQueries(q)
 	if indexed == nil || s.noIndex {
-		return s.queryEvents(ctx, s.search, tail, "", nil)
+		return s.queryEvents(ctx, s.search, newEventSelect(tail, "", nil))
 	}
+	// The tail walks the primary key from upto, whatever else the filter
+	// offers: NOT INDEXED keeps SQLite from the time index, which for a
+	// time-bounded search would read every event of the range (or, for a
+	// window of one timestamp, the whole group commit that wrote it) to
+	// find the few the index has not reached.
+	tail.From += " NOT INDEXED"
+	var upto int64
+	tailSel, indexedSel := newEventSelect(tail, "e.idx >= ?", &upto), newEventSelect(*indexed, "k.idx < ?", &upto)
+	// The statements are prepared (or found prepared) before the
+	// transaction holds a connection of the pool: preparing inside it could
+	// wait for a connection that only the waiting searches hold.
+	stUpto := s.searchStmts.get(ctx, uptoQuery)
+	tailSel.st, indexedSel.st = s.searchStmts.get(ctx, tailSel.text), s.searchStmts.get(ctx, indexedSel.text)
 	tx, err := s.search.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
 	defer tx.Rollback()
-	var upto int64
-	if err := tx.QueryRowContext(ctx, `SELECT upto FROM ix.ix_state`).Scan(&upto); err != nil {
+	st, err := inTx(ctx, tx, stUpto, uptoQuery)
+	if err == nil {
+		err = st.QueryRowContext(ctx).Scan(&upto)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
-	out, err := s.queryEvents(ctx, tx, tail, "e.idx >= ?", upto)
+	out, err := s.queryEvents(ctx, tx, tailSel)
 	if err != nil || len(out) >= tail.Limit {
 		return out, err
 	}
-	indexed.Limit -= len(out)
-	older, err := s.queryEvents(ctx, tx, *indexed, "k.idx < ?", upto)
+	// The indexed part asks for a whole page, so that its SQL text (and
+	// prepared statement) does not depend on how many events the tail
+	// found; what exceeds the page is dropped.
+	older, err := s.queryEvents(ctx, tx, indexedSel)
+	if n := tail.Limit - len(out); len(older) > n {
+		older = older[:n]
+	}
 	return append(out, older...), err
 }
+
+const uptoQuery = `SELECT upto FROM ix.ix_state`
 
 // eventQueries builds q for the events table alone and, when an index key
 // drives it, for the key table (nil otherwise). The events-only query walks
@@ -77,14 +100,50 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// queryEvents runs b, with one more condition when cond is not empty.
-func (s *Store) queryEvents(ctx context.Context, db querier, b store.SQL, cond string, arg any) ([]custos.Event, error) {
+// eventSelect is one SELECT of events: its text, its arguments (a pointer
+// argument is read when the query runs), and its prepared statement, if any.
+type eventSelect struct {
+	text string
+	args []any
+	st   *sql.Stmt
+}
+
+// newEventSelect builds b, with one more condition when cond is not empty.
+func newEventSelect(b store.SQL, cond string, arg *int64) eventSelect {
 	if cond != "" {
 		b.Where += " AND " + cond
 		b.Args = append(b.Args, arg)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT `+store.QualifiedEventColumns+` FROM `+b.From+` WHERE `+b.Where+
-		` ORDER BY `+b.OrderBy+fmt.Sprintf(` LIMIT %d`, b.Limit), b.Args...)
+	return eventSelect{text: `SELECT ` + store.QualifiedEventColumns + ` FROM ` + b.From + ` WHERE ` + b.Where +
+		` ORDER BY ` + b.OrderBy + fmt.Sprintf(` LIMIT %d`, b.Limit), args: b.Args}
+}
+
+// queryEvents runs sel on db (the search pool or a transaction on it).
+func (s *Store) queryEvents(ctx context.Context, db querier, sel eventSelect) ([]custos.Event, error) {
+	args := make([]any, len(sel.args))
+	for i, a := range sel.args {
+		if p, ok := a.(*int64); ok {
+			a = *p
+		}
+		args[i] = a
+	}
+	var rows *sql.Rows
+	var err error
+	switch tx, isTx := db.(*sql.Tx); {
+	case isTx:
+		var st *sql.Stmt
+		if st, err = inTx(ctx, tx, sel.st, sel.text); err == nil {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+	case sel.st == nil:
+		if sel.st = s.searchStmts.get(ctx, sel.text); sel.st == nil {
+			rows, err = db.QueryContext(ctx, sel.text, args...)
+			break
+		}
+		fallthrough
+	default:
+		rows, err = sel.st.QueryContext(ctx, args...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}

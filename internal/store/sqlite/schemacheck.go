@@ -38,7 +38,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 // *store.SchemaProblem naming its row, or nil. Run it after CheckSchema: it
 // takes the columns from the migrations.
 func (s *Store) CheckStorageTypes(ctx context.Context) error {
-	return s.checkFiles(ctx, checkFileTypes)
+	return s.checkFiles(ctx, fileTypes(nil))
 }
 
 // checkFiles runs check on the ledger file and its migrations, then on the
@@ -268,39 +268,58 @@ func columnCollations(createSQL string) map[string]string {
 	return out
 }
 
-// checkFileTypes checks the stored type of every value in the tables that
-// the migrations of dir create, one scan per table.
-func checkFileTypes(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
-	ref, err := migratedDB(ctx, fsys, dir)
-	if err != nil {
-		return err
-	}
-	defer ref.Close()
-	tables, err := collectRows(ctx, ref, func(r store.Row) (name string, err error) { return name, r.Scan(&name) },
-		`SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
-	if err != nil {
-		return fmt.Errorf("sqlite: check storage types: %w", err)
-	}
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("sqlite: check storage types: %w", err)
-	}
-	defer tx.Rollback()
-	for _, t := range tables {
-		cols, err := tableColumns(ctx, ref, t)
-		if err != nil {
-			return fmt.Errorf("sqlite: check storage types of %s: %w", t, err)
+// fileTypes returns the check of the stored type of every value in the
+// tables that the migrations of a file create, one scan per table. A table
+// that a complete typeWatch followed (only the ledger file's) is scanned with
+// SQL only for the rows the watched scans cannot have read (negative keys);
+// the watch gives the first wrong value among the others, the one the scan of
+// the whole table would have found.
+func fileTypes(watched map[string]*typeWatch) func(context.Context, *sql.DB, fs.FS, string) error {
+	return func(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
+		if dir != "migrations" {
+			watched = nil
 		}
-		if err := checkTableTypes(ctx, tx, t, cols); err != nil {
+		ref, err := migratedDB(ctx, fsys, dir)
+		if err != nil {
 			return err
 		}
+		defer ref.Close()
+		tables, err := collectRows(ctx, ref, func(r store.Row) (name string, err error) { return name, r.Scan(&name) },
+			`SELECT name FROM main.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
+		if err != nil {
+			return fmt.Errorf("sqlite: check storage types: %w", err)
+		}
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("sqlite: check storage types: %w", err)
+		}
+		defer tx.Rollback()
+		for _, t := range tables {
+			cols, err := tableColumns(ctx, ref, t)
+			if err != nil {
+				return fmt.Errorf("sqlite: check storage types of %s: %w", t, err)
+			}
+			if w := watched[t]; w != nil && w.complete(cols) {
+				if err := checkTableTypes(ctx, tx, t, cols, ident(w.key)+" < 0"); err != nil {
+					return err
+				}
+				if err := w.problem(); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := checkTableTypes(ctx, tx, t, cols, ""); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
 }
 
 // checkTableTypes finds the first row of table holding a value of another
-// type than its column declares, in one scan.
-func checkTableTypes(ctx context.Context, tx *sql.Tx, table string, cols []column) error {
+// type than its column declares, in one scan of the rows that match where
+// (all when where is empty).
+func checkTableTypes(ctx context.Context, tx *sql.Tx, table string, cols []column, where string) error {
 	var pk, checked []column
 	var key, sel, bad []string
 	for _, c := range cols {
@@ -328,8 +347,12 @@ func checkTableTypes(ctx context.Context, tx *sql.Tx, table string, cols []colum
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
+	cond := strings.Join(bad, " OR ")
+	if where != "" {
+		cond = where + " AND (" + cond + ")"
+	}
 	err := tx.QueryRowContext(ctx, fmt.Sprintf(`SELECT %s, %s FROM main.%s WHERE %s LIMIT 1`,
-		strings.Join(key, ", "), strings.Join(sel, ", "), ident(table), strings.Join(bad, " OR "))).Scan(ptrs...)
+		strings.Join(key, ", "), strings.Join(sel, ", "), ident(table), cond)).Scan(ptrs...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -343,15 +366,21 @@ func checkTableTypes(ctx context.Context, tx *sql.Tx, table string, cols []colum
 	for i, c := range checked {
 		got, _ := vals[len(key)+i].(string)
 		if !slices.Contains(storedTypes(c), got) {
-			declared := c.typ
-			if c.notNull {
-				declared += " NOT NULL"
-			}
-			return &store.SchemaProblem{Object: fmt.Sprintf("table %q", table),
-				Reason: fmt.Sprintf("column %s, row %s: stored as %s, declared %s", c.name, strings.Join(row, ", "), got, declared)}
+			return typeProblem(table, c, strings.Join(row, ", "), got)
 		}
 	}
 	return fmt.Errorf("sqlite: check storage types of %s: a row matched but no column differs", table)
+}
+
+// typeProblem names a value stored as got in column c of the row of table
+// whose key is row.
+func typeProblem(table string, c column, row, got string) *store.SchemaProblem {
+	declared := c.typ
+	if c.notNull {
+		declared += " NOT NULL"
+	}
+	return &store.SchemaProblem{Object: fmt.Sprintf("table %q", table),
+		Reason: fmt.Sprintf("column %s, row %s: stored as %s, declared %s", c.name, row, got, declared)}
 }
 
 // storedTypes lists the typeof() values a column may hold by its declared

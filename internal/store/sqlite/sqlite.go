@@ -47,15 +47,17 @@ type Options struct {
 
 // Store is the SQLite store.
 type Store struct {
-	w, r, ckpt *sql.DB
-	search     *sql.DB // Events only: searches never wait for, or hold, the connections of r
-	ix         *indexer
-	path       string
-	log        *slog.Logger
-	ins        map[string]insert // prepared INSERTs on the writer, by table
-	lock       *os.File          // the data folder's lock; nil when read-only
-	readOnly   bool
-	noIndex    bool // read-only without an index file: searches scan the ledger
+	w, r, ckpt  *sql.DB
+	search      *sql.DB    // Events only: searches never wait for, or hold, the connections of r
+	readStmts   *stmtCache // prepared statements of r
+	searchStmts *stmtCache // prepared statements of search (readStmts when search is r)
+	ix          *indexer
+	path        string
+	log         *slog.Logger
+	ins         map[string]insert // prepared INSERTs on the writer, by table
+	lock        *os.File          // the data folder's lock; nil when read-only
+	readOnly    bool
+	noIndex     bool // read-only without an index file: searches scan the ledger
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -162,6 +164,7 @@ func (s *Store) open(ctx context.Context, dir string, opt Options) error {
 	s.search = sql.OpenDB(newAttachConnector(readDSN, ixPath))
 	s.search.SetMaxOpenConns(opt.SearchConns)
 	s.search.SetMaxIdleConns(opt.SearchConns)
+	s.readStmts, s.searchStmts = newStmtCache(s.r), newStmtCache(s.search)
 	if s.ckpt, err = sql.Open("sqlite", dsn(s.path)); err != nil {
 		return fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -214,7 +217,10 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 		s.noIndex = true
 	}
 	s.r.SetMaxOpenConns(opt.ReadConns)
+	s.r.SetMaxIdleConns(opt.ReadConns) // the audit's readers would otherwise open (and ATTACH) a connection per chunk
 	s.w, s.search = s.r, s.r
+	s.readStmts = newStmtCache(s.r)
+	s.searchStmts = s.readStmts
 	applied, err := appliedMigrations(ctx, s.r)
 	if err == nil {
 		var ms []store.Migration
@@ -319,6 +325,7 @@ func (s *Store) Path() string { return s.path }
 // Close stops the checkpointer, runs a final checkpoint and closes the pools.
 func (s *Store) Close() error {
 	if s.readOnly {
+		s.readStmts.close()
 		return s.r.Close()
 	}
 	select {
@@ -342,6 +349,8 @@ func (s *Store) closeAll() error {
 	if s.ix != nil {
 		errs = append(errs, s.ix.close())
 	}
+	s.readStmts.close()
+	s.searchStmts.close()
 	for _, db := range []*sql.DB{s.ckpt, s.search, s.r, s.w} {
 		if db != nil {
 			errs = append(errs, db.Close())

@@ -74,10 +74,10 @@ type extension struct {
 
 type coding struct {
 	element
-	System       fURI     `json:"system,omitempty"`
-	Version      fString  `json:"version,omitempty"`
-	Code         fCode    `json:"code,omitempty"`
-	Display      fString  `json:"display,omitempty"`
+	System       fURI      `json:"system,omitempty"`
+	Version      fString   `json:"version,omitempty"`
+	Code         fCode     `json:"code,omitempty"`
+	Display      fString   `json:"display,omitempty"`
 	UserSelected *fBoolean `json:"userSelected,omitempty"`
 }
 

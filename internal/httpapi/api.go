@@ -12,6 +12,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
+	"github.com/custos-audit/custos/internal/fhir"
 	"github.com/custos-audit/custos/internal/ingest"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
@@ -65,6 +66,7 @@ type API struct {
 	log    *slog.Logger
 	m      *metrics
 	lim    *limits
+	fhir   *fhir.Handler
 }
 
 // New returns the API.
@@ -96,8 +98,10 @@ func New(ledger Ledger, st store.Store, keys *authn.Keys, cfg Config) *API {
 	}
 	cfg.SearchShare = min(cfg.SearchShare, 1)
 	lim := newLimits(cfg)
-	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), keys: keys, cfg: cfg, log: cfg.Logger,
+	a := &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), keys: keys, cfg: cfg, log: cfg.Logger,
 		m: newMetrics(cfg.Registry), lim: lim}
+	a.fhir = a.newFHIR()
+	return a
 }
 
 // Handler returns the routes table wrapped in the common middleware.
@@ -134,6 +138,13 @@ func (a *API) routes() []route {
 		{"POST /v1/api-keys", custos.PermKeysManage, a.createKey},
 		{"GET /v1/api-keys", custos.PermKeysManage, a.listKeys},
 		{"DELETE /v1/api-keys/{id}", custos.PermKeysManage, a.revokeKey},
+		{"POST /fhir/AuditEvent", custos.PermEventsWrite, a.fhir.Create},
+		{"POST /fhir", custos.PermEventsWrite, a.fhir.Bundle},
+		{"GET /fhir/AuditEvent/{id}", custos.PermEventsRead, a.fhir.Read},
+		{"GET /fhir/AuditEvent/{id}/_history/{vid}", custos.PermEventsRead, a.fhir.VRead},
+		{"GET /fhir/AuditEvent", custos.PermEventsRead, a.fhir.Search},
+		{"POST /fhir/AuditEvent/_search", custos.PermEventsRead, a.fhir.Search},
+		{"GET /fhir/metadata", "", a.fhir.Metadata}, // open: no records, read by FHIR clients before they authenticate
 		{"GET /metrics", custos.PermMetricsRead, a.metricsHandler()},
 		{"GET /healthz", "", a.healthz},
 		{"GET /readyz", "", a.readyz},

@@ -41,8 +41,10 @@ const keyBodyLimit = 64 << 10
 // reads no body.
 func (a *API) bodyLimit(pattern string) int64 {
 	switch pattern {
-	case "POST /v1/events":
+	case "POST /v1/events", "POST /fhir/AuditEvent", "POST /fhir":
 		return a.cfg.MaxBodyBytes
+	case "POST /fhir/AuditEvent/_search":
+		return keyBodyLimit
 	case "POST /v1/api-keys":
 		return keyBodyLimit
 	}

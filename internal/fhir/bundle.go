@@ -44,12 +44,12 @@ type bundleEntry struct {
 
 type bundleRequest struct {
 	element
-	Method          fCode     `json:"method" fhir:"required"`
-	URL             fURI      `json:"url" fhir:"required"`
-	IfNoneMatch     fString   `json:"ifNoneMatch,omitempty"`
-	IfModifiedSince fInstant  `json:"ifModifiedSince,omitempty"`
-	IfMatch         fString   `json:"ifMatch,omitempty"`
-	IfNoneExist     fString   `json:"ifNoneExist,omitempty"`
+	Method          fCode    `json:"method" fhir:"required"`
+	URL             fURI     `json:"url" fhir:"required"`
+	IfNoneMatch     fString  `json:"ifNoneMatch,omitempty"`
+	IfModifiedSince fInstant `json:"ifModifiedSince,omitempty"`
+	IfMatch         fString  `json:"ifMatch,omitempty"`
+	IfNoneExist     fString  `json:"ifNoneExist,omitempty"`
 }
 
 // bundleOut is a Bundle Custos answers: a batch or transaction response,
@@ -89,8 +89,8 @@ type responseOut struct {
 
 // decodeBundle reads and checks the Bundle's own elements.
 func (h *Handler) decodeBundle(raw []byte) (*bundleIn, error) {
-	if nullAt(raw) >= 0 {
-		return nil, invalid("Bundle", "holds a JSON null; FHIR leaves absent elements out")
+	if err := nullOrEmpty(raw, "Bundle"); err != nil {
+		return nil, err
 	}
 	var b bundleIn
 	if err := ingest.DecodeObject("application/json", bytes.NewReader(raw), &b); err != nil {

@@ -92,7 +92,7 @@ func TestReadRecordsNotReceivedAsFHIR(t *testing.T) {
 	if r.code != http.StatusCreated {
 		t.Fatalf("%d %s", r.code, r.body)
 	}
-	e.do("GET", "/v1/events?patient_id=p-1", adminToken, "", "")                 // a server search record
+	e.do("GET", "/v1/events?patient_id=p-1", adminToken, "", "")             // a server search record
 	e.do("GET", "/fhir/AuditEvent?patient=p-1&_count=5", adminToken, "", "") // a FHIR search record
 	n := e.size()
 	served := 0

@@ -50,8 +50,8 @@ func decodeAuditEvent(raw []byte, path string) (*auditEvent, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid(path, "must be a JSON object: a FHIR resource")
 	}
-	if at := nullAt(raw); at >= 0 {
-		return nil, invalid(path, "holds a JSON null; FHIR leaves absent elements out")
+	if err := nullOrEmpty(raw, path); err != nil {
+		return nil, err
 	}
 	var ae auditEvent
 	if err := ingest.DecodeObject("application/json", bytes.NewReader(raw), &ae); err != nil {
@@ -151,8 +151,20 @@ func unknownElement(field, msg string) string {
 	return strings.Replace(msg, "unknown field", "is not an element of this FHIR R4 type", 1)
 }
 
+// nullOrEmpty refuses what FHIR's JSON never holds and a Go struct cannot
+// tell from an absent element: null, and the empty string "".
+func nullOrEmpty(raw []byte, path string) error {
+	switch nullAt(raw) {
+	case -1:
+		return nil
+	case -2:
+		return invalid(path, `holds an empty string ""; FHIR leaves absent elements out`)
+	}
+	return invalid(path, "holds a JSON null; FHIR leaves absent elements out")
+}
+
 // nullAt returns the offset of the first null literal outside a string in
-// a JSON text, or -1.
+// a JSON text, -2 for an empty string, or -1 for neither.
 func nullAt(b []byte) int {
 	in := false
 	for i := 0; i < len(b); i++ {
@@ -161,6 +173,9 @@ func nullAt(b []byte) int {
 		case in && c == '\\':
 			i++
 		case c == '"':
+			if !in && i+1 < len(b) && b[i+1] == '"' {
+				return -2
+			}
 			in = !in
 		case !in && c == 'n':
 			return i

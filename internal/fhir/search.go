@@ -361,6 +361,9 @@ func (s *search) plan(st *sets, q store.Query) error {
 		s.none = true
 	}
 	s.patients = st.patient
+	if s.none {
+		return nil // answered empty without reading the store
+	}
 	fan := ""
 	single := func(field string, vals []string, set func(string)) {
 		switch {

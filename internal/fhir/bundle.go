@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/custos-audit/custos"
-	"github.com/custos-audit/custos/internal/ingest"
 )
 
 // bundleIn is a batch or transaction Bundle as received: its resources are
@@ -89,15 +88,12 @@ type responseOut struct {
 
 // decodeBundle reads and checks the Bundle's own elements.
 func (h *Handler) decodeBundle(raw []byte) (*bundleIn, error) {
-	if err := nullOrEmpty(raw, "Bundle"); err != nil {
-		return nil, err
-	}
 	var b bundleIn
-	if err := ingest.DecodeObject("application/json", bytes.NewReader(raw), &b); err != nil {
+	if pr := decodeJSON(raw, &b); pr != nil {
 		if rt := resourceType(raw); rt != "Bundle" {
 			return nil, bundleType(rt)
 		}
-		return nil, rebase(err, "Bundle")
+		return nil, invalid(joinPath("Bundle", pr.path), pr.msg)
 	}
 	if b.ResourceType != "Bundle" {
 		return nil, bundleType(b.ResourceType)

@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -22,8 +23,6 @@ import (
 // such as AuditEvent.agent[0].requestor.
 
 var (
-	reCode     = regexp.MustCompile(`^[^\s]+( [^\s]+)*$`)
-	reID       = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	reInstant  = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`)
 	reDateTime = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$`)
 	reDate     = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?$`)
@@ -35,7 +34,34 @@ var (
 // problems collects the elements at fault.
 type problems struct {
 	fields []custos.FieldError
+	root   string // the path of the value walked
+	stack  []seg  // where the walker is below it
 }
+
+// seg is one step of the walker's path: an element, maybe an index.
+type seg struct {
+	name string
+	idx  int // index in an array, or -1
+}
+
+// here is the FHIRPath of the element the walker is at, built only for a
+// problem, so that a valid resource costs no string building.
+func (p *problems) here() string {
+	s := p.root
+	for _, g := range p.stack {
+		if s != "" {
+			s += "."
+		}
+		s += g.name
+		if g.idx >= 0 {
+			s += "[" + strconv.Itoa(g.idx) + "]"
+		}
+	}
+	return s
+}
+
+func (p *problems) push(name string, idx int) { p.stack = append(p.stack, seg{name, idx}) }
+func (p *problems) pop()                      { p.stack = p.stack[:len(p.stack)-1] }
 
 func (p *problems) add(path, format string, args ...any) {
 	if len(p.fields) < maxProblems {
@@ -46,10 +72,15 @@ func (p *problems) add(path, format string, args ...any) {
 // maxProblems bounds the issues reported for one resource.
 const maxProblems = 20
 
-// checker is implemented by types with rules beyond their elements'.
+// checker is implemented by types with rules beyond their elements'. It
+// returns up to two problems, each at a suffix of the element's path (""
+// for the element itself); an empty message is no problem. Returned by
+// value, they cost nothing when there are none.
 type checker interface {
-	check(path string, p *problems)
+	check() [2]probAt
 }
+
+type probAt struct{ suffix, msg string }
 
 // fieldInfo is what the walker needs to know of a struct field.
 type fieldInfo struct {
@@ -92,78 +123,102 @@ var (
 	typeDecimal  = reflect.TypeFor[fDecimal]()
 	typePositive = reflect.TypeFor[fPositive]()
 	typeUnsigned = reflect.TypeFor[fUnsigned]()
-	checkerType  = reflect.TypeFor[checker]()
+	rawType      = reflect.TypeFor[json.RawMessage]()
 )
 
 // walk checks v, a struct, found at path.
 func walk(v reflect.Value, path string, p *problems) {
+	p.root, p.stack = path, p.stack[:0]
+	walkAt(v, p)
+}
+
+func walkAt(v reflect.Value, p *problems) {
 	for _, f := range fieldsOf(v.Type()) {
 		fv := v.Field(f.index)
 		if f.name == "" {
-			walk(fv, path, p)
+			walkAt(fv, p)
 			continue
 		}
-		fp := path + "." + f.name
-		switch fv.Kind() {
-		case reflect.Pointer:
-			if fv.IsNil() {
-				if f.required {
-					p.add(fp, "is required")
-				}
-				continue
+		p.push(f.name, -1)
+		walkField(fv, f.required, p)
+		p.pop()
+	}
+}
+
+func walkField(fv reflect.Value, required bool, p *problems) {
+	switch fv.Kind() {
+	case reflect.Pointer:
+		if fv.IsNil() {
+			if required {
+				p.add(p.here(), "is required")
 			}
-			if e := fv.Elem(); e.Kind() == reflect.Struct {
-				walkStruct(e, fv, fp, p)
-			} else {
-				primitive(e, fp, p)
-			}
-		case reflect.Slice:
-			if fv.Len() == 0 {
-				if f.required {
-					p.add(fp, "is required")
-				} else if !fv.IsNil() {
-					p.add(fp, "must not be an empty array; leave the element out")
-				}
-				continue
-			}
-			for i := range fv.Len() {
-				ip := fp + "[" + strconv.Itoa(i) + "]"
-				if e := fv.Index(i); e.Kind() == reflect.Struct {
-					walkStruct(e, e.Addr(), ip, p)
-				} else {
-					primitive(e, ip, p)
-				}
-			}
-		case reflect.String:
-			if fv.Len() == 0 {
-				if f.required {
-					p.add(fp, "is required")
-				}
-				continue
-			}
-			primitive(fv, fp, p)
+			return
 		}
+		if e := fv.Elem(); e.Kind() == reflect.Struct {
+			walkStructAt(e, fv, p)
+		} else {
+			primitive(e, p)
+		}
+	case reflect.Slice:
+		if fv.Type() == rawType {
+			return // a resource of a Bundle entry, decoded on its own
+		}
+		if fv.Len() == 0 {
+			if required {
+				p.add(p.here(), "is required")
+			} else if !fv.IsNil() {
+				p.add(p.here(), "must not be an empty array; leave the element out")
+			}
+			return
+		}
+		top := &p.stack[len(p.stack)-1]
+		for i := range fv.Len() {
+			top.idx = i
+			if e := fv.Index(i); e.Kind() == reflect.Struct {
+				walkStructAt(e, e.Addr(), p)
+			} else {
+				primitive(e, p)
+			}
+			top = &p.stack[len(p.stack)-1] // the stack may have grown
+		}
+	case reflect.String:
+		if fv.Len() == 0 {
+			if required {
+				p.add(p.here(), "is required")
+			}
+			return
+		}
+		primitive(fv, p)
 	}
 }
 
 func walkStruct(v, ptr reflect.Value, path string, p *problems) {
-	walk(v, path, p)
-	if ptr.Type().Implements(checkerType) {
-		ptr.Interface().(checker).check(path, p)
+	p.root, p.stack = path, p.stack[:0]
+	walkStructAt(v, ptr, p)
+}
+
+func walkStructAt(v, ptr reflect.Value, p *problems) {
+	walkAt(v, p)
+	if c, ok := ptr.Interface().(checker); ok {
+		for _, pr := range c.check() {
+			if pr.msg != "" {
+				p.add(p.here()+pr.suffix, "%s", pr.msg)
+			}
+		}
 	}
 }
 
 // primitive checks one primitive value against its type's rules.
-func primitive(v reflect.Value, path string, p *problems) {
+func primitive(v reflect.Value, p *problems) {
 	switch t := v.Type(); t {
 	case typePositive:
 		if v.Int() < 1 {
-			p.add(path, "must be a positive integer")
+			p.add(p.here(), "must be a positive integer")
 		}
 		return
 	case typeUnsigned:
 		if v.Int() < 0 {
-			p.add(path, "must be a non-negative integer")
+			p.add(p.here(), "must be a non-negative integer")
 		}
 		return
 	}
@@ -174,47 +229,47 @@ func primitive(v reflect.Value, path string, p *problems) {
 	switch v.Type() {
 	case typeString, typeMarkdown, typeXHTML:
 		if strings.TrimSpace(s) == "" {
-			p.add(path, "must not be empty or only whitespace")
+			p.add(p.here(), "must not be empty or only whitespace")
 		} else if strings.ContainsFunc(s, func(r rune) bool { return r < ' ' && r != '\t' && r != '\n' && r != '\r' }) {
-			p.add(path, "must not contain control characters")
+			p.add(p.here(), "must not contain control characters")
 		} else if !utf8.ValidString(s) {
-			p.add(path, "must be valid UTF-8")
+			p.add(p.here(), "must be valid UTF-8")
 		}
 	case typeCode:
-		if !reCode.MatchString(s) {
-			p.add(path, "must be a code: text without leading, trailing or repeated whitespace")
+		if !isCode(s) {
+			p.add(p.here(), "must be a code: text without leading, trailing or repeated whitespace")
 		}
 	case typeURI:
 		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			p.add(path, "must be a URI: text without whitespace")
+			p.add(p.here(), "must be a URI: text without whitespace")
 		}
 	case typeID:
-		if !reID.MatchString(s) {
-			p.add(path, "must be an id: 1 to 64 letters, digits, '-' or '.'")
+		if !isID(s) {
+			p.add(p.here(), "must be an id: 1 to 64 letters, digits, '-' or '.'")
 		}
 	case typeInstant:
 		if !reInstant.MatchString(s) || !parsable(s) {
-			p.add(path, "must be an instant: a time with seconds and a zone, such as 2026-11-25T08:00:00Z")
+			p.add(p.here(), "must be an instant: a time with seconds and a zone, such as 2026-11-25T08:00:00Z")
 		}
 	case typeDateTime:
 		if !reDateTime.MatchString(s) || (len(s) > 10 && !parsable(s)) {
-			p.add(path, "must be a dateTime: YYYY, YYYY-MM, YYYY-MM-DD or a time with seconds and a zone")
+			p.add(p.here(), "must be a dateTime: YYYY, YYYY-MM, YYYY-MM-DD or a time with seconds and a zone")
 		}
 	case typeDate:
 		if !reDate.MatchString(s) {
-			p.add(path, "must be a date: YYYY, YYYY-MM or YYYY-MM-DD")
+			p.add(p.here(), "must be a date: YYYY, YYYY-MM or YYYY-MM-DD")
 		}
 	case typeTime:
 		if !reTime.MatchString(s) {
-			p.add(path, "must be a time: hh:mm:ss")
+			p.add(p.here(), "must be a time: hh:mm:ss")
 		}
 	case typeBase64:
 		if !reBase64.MatchString(s) {
-			p.add(path, "must be base64")
+			p.add(p.here(), "must be base64")
 		}
 	case typeDecimal:
 		if !reDecimal.MatchString(s) {
-			p.add(path, "must be a decimal number")
+			p.add(p.here(), "must be a decimal number")
 		}
 	}
 }
@@ -227,56 +282,59 @@ func parsable(s string) bool {
 	return err == nil
 }
 
-// oneOf checks a code with a required binding.
-func oneOf(p *problems, path string, c fCode, valueSet string, codes ...string) {
+// oneOf checks a code with a required binding, at suffix.
+func oneOf(suffix string, c fCode, valueSet string, codes ...string) probAt {
 	if c == "" {
-		return
+		return probAt{}
 	}
 	for _, x := range codes {
 		if string(c) == x {
-			return
+			return probAt{}
 		}
 	}
-	p.add(path, "must be a code of %s: one of %s", valueSet, strings.Join(codes, ", "))
+	return probAt{suffix, fmt.Sprintf("must be a code of %s: one of %s", valueSet, strings.Join(codes, ", "))}
 }
 
-func (a *auditEvent) check(path string, p *problems) {
-	oneOf(p, path+".action", a.Action, "AuditEventAction", "C", "R", "U", "D", "E")
-	oneOf(p, path+".outcome", a.Outcome, "AuditEventOutcome", "0", "4", "8", "12")
+func (a *auditEvent) check() [2]probAt {
+	return [2]probAt{oneOf(".action", a.Action, "AuditEventAction", "C", "R", "U", "D", "E"),
+		oneOf(".outcome", a.Outcome, "AuditEventOutcome", "0", "4", "8", "12")}
 }
 
-func (n *network) check(path string, p *problems) {
-	oneOf(p, path+".type", n.Type, "AuditEventAgentNetworkType", "1", "2", "3", "4", "5")
+func (n *network) check() [2]probAt {
+	return [2]probAt{oneOf(".type", n.Type, "AuditEventAgentNetworkType", "1", "2", "3", "4", "5")}
 }
 
-func (n *narrative) check(path string, p *problems) {
-	oneOf(p, path+".status", n.Status, "NarrativeStatus", "generated", "extensions", "additional", "empty")
+func (n *narrative) check() [2]probAt {
+	out := [2]probAt{oneOf(".status", n.Status, "NarrativeStatus", "generated", "extensions", "additional", "empty")}
 	if n.Div != "" && !strings.HasPrefix(string(n.Div), "<div") {
-		p.add(path+".div", "must be an XHTML div element")
+		out[1] = probAt{".div", "must be an XHTML div element"}
 	}
+	return out
 }
 
-func (i *identifier) check(path string, p *problems) {
-	oneOf(p, path+".use", i.Use, "IdentifierUse", "usual", "official", "temp", "secondary", "old")
+func (i *identifier) check() [2]probAt {
+	return [2]probAt{oneOf(".use", i.Use, "IdentifierUse", "usual", "official", "temp", "secondary", "old")}
 }
 
 // sev-1: an entity has a name or a query, not both.
-func (e *entity) check(path string, p *problems) {
+func (e *entity) check() [2]probAt {
 	if e.Name != "" && e.Query != "" {
-		p.add(path, "may have a name or a query, not both (sev-1)")
+		return [2]probAt{{"", "may have a name or a query, not both (sev-1)"}}
 	}
+	return [2]probAt{}
 }
 
 // A detail has exactly one value.
-func (d *entityDetail) check(path string, p *problems) {
+func (d *entityDetail) check() [2]probAt {
 	if (d.ValueString == "") == (d.ValueBase64Binary == "") {
-		p.add(path, "must have exactly one of valueString and valueBase64Binary")
+		return [2]probAt{{"", "must have exactly one of valueString and valueBase64Binary"}}
 	}
+	return [2]probAt{}
 }
 
 // ext-1: an extension has a value or extensions, not both; and at most one
 // value.
-func (x *extension) check(path string, p *problems) {
+func (x *extension) check() [2]probAt {
 	n := 0
 	v := reflect.ValueOf(x).Elem()
 	t := v.Type()
@@ -287,20 +345,55 @@ func (x *extension) check(path string, p *problems) {
 	}
 	switch {
 	case n > 1:
-		p.add(path, "must have one value[x], not several")
+		return [2]probAt{{"", "must have one value[x], not several"}}
 	case n == 1 && len(x.Extension) > 0:
-		p.add(path, "must have either extensions or a value, not both (ext-1)")
+		return [2]probAt{{"", "must have either extensions or a value, not both (ext-1)"}}
 	case n == 0 && len(x.Extension) == 0:
-		p.add(path, "must have either extensions or a value (ext-1)")
+		return [2]probAt{{"", "must have either extensions or a value (ext-1)"}}
 	}
+	return [2]probAt{}
 }
 
-func (c *contained) check(path string, p *problems) {
+func (c *contained) check() [2]probAt {
 	if c.ResourceType != "OperationOutcome" {
-		p.add(path+".resourceType", "must be OperationOutcome: the only resource Custos accepts contained in an AuditEvent")
+		return [2]probAt{{".resourceType", "must be OperationOutcome: the only resource Custos accepts contained in an AuditEvent"}}
 	}
+	return [2]probAt{}
 }
 
-func (i *issue) check(path string, p *problems) {
-	oneOf(p, path+".severity", i.Severity, "IssueSeverity", "fatal", "error", "warning", "information")
+func (i *issue) check() [2]probAt {
+	return [2]probAt{oneOf(".severity", i.Severity, "IssueSeverity", "fatal", "error", "warning", "information")}
+}
+
+// isCode reports whether s is a code: no leading, trailing or repeated
+// whitespace, and no whitespace but single spaces.
+func isCode(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\t', '\n', '\f', '\r':
+			return false
+		case ' ':
+			if s[i+1] == ' ' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isID reports whether s is an id: 1 to 64 of [A-Za-z0-9-.].
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

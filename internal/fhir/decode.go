@@ -3,12 +3,10 @@ package fhir
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"reflect"
 	"strings"
 
 	"github.com/custos-audit/custos"
-	"github.com/custos-audit/custos/internal/ingest"
 )
 
 const opDecode = "fhir.decode"
@@ -31,16 +29,12 @@ func DecodeResource(raw []byte, path string, lim custos.Limits) (custos.Event, e
 	if err != nil {
 		return custos.Event{}, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
-		return custos.Event{}, invalid(path, "is not valid JSON")
-	}
 	e, err := toEvent(ae, path, lim)
 	if err != nil {
 		return custos.Event{}, err
 	}
-	e.Original = &custos.Original{Format: FormatJSON, Data: buf.Bytes()}
+	// The bytes as received, but for the whitespace around the object.
+	e.Original = &custos.Original{Format: FormatJSON, Data: bytes.Clone(bytes.TrimSpace(raw))}
 	return e, nil
 }
 
@@ -50,15 +44,12 @@ func decodeAuditEvent(raw []byte, path string) (*auditEvent, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, invalid(path, "must be a JSON object: a FHIR resource")
 	}
-	if err := nullOrEmpty(raw, path); err != nil {
-		return nil, err
-	}
 	var ae auditEvent
-	if err := ingest.DecodeObject("application/json", bytes.NewReader(raw), &ae); err != nil {
+	if pr := decodeJSON(raw, &ae); pr != nil {
 		if rt := resourceType(raw); rt != "AuditEvent" {
 			return nil, wrongType(path, rt)
 		}
-		return nil, rebase(err, path)
+		return nil, invalid(joinPath(path, pr.path), pr.msg)
 	}
 	if ae.ResourceType != "AuditEvent" {
 		return nil, wrongType(path, ae.ResourceType)
@@ -110,33 +101,6 @@ func resourceType(raw []byte) string {
 	return s
 }
 
-// rebase puts the path of the resource in front of every field of an
-// error from the strict decoder, and says what an unknown field means here.
-func rebase(err error, path string) error {
-	var e *custos.Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	out := *e
-	out.Op = opDecode
-	out.Fields = make([]custos.FieldError, len(e.Fields))
-	for i, f := range e.Fields {
-		if f.Field == "" {
-			f.Field = path
-		} else {
-			f.Field = path + "." + f.Field
-		}
-		if strings.HasPrefix(f.Message, "unknown field") {
-			f.Message = unknownElement(f.Field, f.Message)
-		}
-		out.Fields[i] = f
-	}
-	if out.Kind == custos.Invalid {
-		out.Detail = "the resource is not a valid FHIR R4 AuditEvent"
-	}
-	return &out
-}
-
 // unknownElement explains a key the decoder did not know.
 func unknownElement(field, msg string) string {
 	last := field[strings.LastIndexByte(field, '.')+1:]
@@ -151,37 +115,12 @@ func unknownElement(field, msg string) string {
 	return strings.Replace(msg, "unknown field", "is not an element of this FHIR R4 type", 1)
 }
 
-// nullOrEmpty refuses what FHIR's JSON never holds and a Go struct cannot
-// tell from an absent element: null, and the empty string "".
-func nullOrEmpty(raw []byte, path string) error {
-	switch nullAt(raw) {
-	case -1:
-		return nil
-	case -2:
-		return invalid(path, `holds an empty string ""; FHIR leaves absent elements out`)
+// join appends a path below a resource's path.
+func joinPath(path, below string) string {
+	if below == "" {
+		return path
 	}
-	return invalid(path, "holds a JSON null; FHIR leaves absent elements out")
-}
-
-// nullAt returns the offset of the first null literal outside a string in
-// a JSON text, -2 for an empty string, or -1 for neither.
-func nullAt(b []byte) int {
-	in := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case in && c == '\\':
-			i++
-		case c == '"':
-			if !in && i+1 < len(b) && b[i+1] == '"' {
-				return -2
-			}
-			in = !in
-		case !in && c == 'n':
-			return i
-		}
-	}
-	return -1
+	return path + "." + below
 }
 
 func invalid(field, msg string) *custos.Error {

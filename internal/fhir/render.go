@@ -265,11 +265,11 @@ func entities(e *custos.Event) []entity {
 	res := entity{Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"},
 		Role: &coding{System: sysObjectRole, Code: "4", Display: "Domain Resource"}}
 	switch {
-	case e.ResourceID != "" && reID.MatchString(e.ResourceID) && reID.MatchString(e.ResourceType):
+	case e.ResourceID != "" && isID(e.ResourceID) && isID(e.ResourceType):
 		res.What = &reference{Reference: fString(e.ResourceType + "/" + e.ResourceID)}
 	case e.ResourceID != "":
 		res.What = &reference{Identifier: &identifier{Value: fString(e.ResourceID)}, Display: fString(e.ResourceType + " " + e.ResourceID)}
-		if reID.MatchString(e.ResourceType) {
+		if isID(e.ResourceType) {
 			res.What.Type = fURI(e.ResourceType)
 		}
 	default:
@@ -299,7 +299,7 @@ func entities(e *custos.Event) []entity {
 		pat := entity{Type: &coding{System: sysEntityType, Code: "1", Display: "Person"},
 			Role: &coding{System: sysObjectRole, Code: "1", Display: "Patient"},
 			What: &reference{Identifier: &identifier{Value: fString(e.PatientID)}}}
-		if reID.MatchString(e.PatientID) {
+		if isID(e.PatientID) {
 			pat.What.Reference = fString("Patient/" + e.PatientID)
 		}
 		out = append(out, pat)
@@ -309,4 +309,18 @@ func entities(e *custos.Event) []entity {
 			What: &reference{Identifier: &identifier{Value: fString(e.RequestID)}}})
 	}
 	return out
+}
+
+// ClientResource returns the AuditEvent a client would send for e: the
+// rendering of e without Custos's id and meta, recorded at e's
+// OccurredAt. Load generators and tests use it to send the same events as
+// FHIR and as Custos JSON.
+func ClientResource(e *custos.Event) ([]byte, error) {
+	ae := build(e)
+	ae.ID, ae.Meta = "", nil
+	if e.OccurredAt != nil {
+		ae.Recorded = instant(*e.OccurredAt)
+	}
+	ae.Period = nil
+	return json.Marshal(ae)
 }

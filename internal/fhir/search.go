@@ -336,7 +336,7 @@ func (s *search) entity(vals []string, st *sets) error {
 		switch {
 		case typ == "Patient":
 			pats = append(pats, id)
-		case typ != "" && len(typ) <= custos.MaxLength("resource_type") && len(id) <= custos.MaxLength("resource_id"):
+		case isID(typ) && id != "" && len(typ) <= custos.MaxLength("resource_type") && len(id) <= custos.MaxLength("resource_id"):
 			res = append(res, [2]string{typ, id})
 		}
 	}
@@ -392,13 +392,6 @@ func (s *search) plan(st *sets, q store.Query) error {
 	}
 	single("user", st.user, func(v string) { q.User = v })
 	single("ip", st.ip, func(v string) { q.IPAddress = v })
-	if err := store.CheckQueryBounded(q); err != nil {
-		return boundError(err)
-	}
-	if len(s.filters) > 0 && fan == "" && !bounded(q) {
-		return invalidParam("query", "no index serves these parameters: add patient, patient.identifier, agent, agent.identifier, "+
-			"an IP address, or entity=Type/id, or a date range (ge and le) at most 31 days wide")
-	}
 	q.After = s.after
 	switch fan {
 	case "patient":
@@ -427,6 +420,17 @@ func (s *search) plan(st *sets, q store.Query) error {
 		}
 	default:
 		s.queries = []store.Query{q}
+	}
+	// Every query the store runs is answered from an index or a bounded
+	// scan, and so is every search that matches on each candidate.
+	for _, f := range s.queries {
+		if err := store.CheckQueryBounded(f); err != nil {
+			return boundError(err)
+		}
+		if len(s.filters) > 0 && !bounded(f) {
+			return invalidParam("query", "no index serves these parameters: add patient, patient.identifier, agent, agent.identifier, "+
+				"an IP address, or entity=Type/id, or a date range (ge and le) at most 31 days wide")
+		}
 	}
 	return nil
 }

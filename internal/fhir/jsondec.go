@@ -19,8 +19,8 @@ import (
 // keys case-insensitively and keeps the last of two; a strict scan before
 // it cost a pass, and its reflection most of the time of a Bundle.)
 type jsonDecoder struct {
-	b    []byte
-	i    int
+	b     []byte
+	i     int
 	path  problems // the path stack, for errors
 	err   *problemAt
 	infos map[reflect.Type]*structInfo
@@ -516,7 +516,7 @@ func (d *jsonDecoder) skip(depth int) {
 					d.syntax()
 					return
 				}
-				if _, ok := d.str(); !ok {
+				if !d.skipStr() {
 					return
 				}
 				d.ws()
@@ -544,7 +544,7 @@ func (d *jsonDecoder) skip(depth int) {
 			}
 		}
 	case c == '"':
-		d.str()
+		d.skipStr()
 	case c == 't' && bytes.HasPrefix(d.b[d.i:], []byte("true")):
 		d.i += 4
 	case c == 'f' && bytes.HasPrefix(d.b[d.i:], []byte("false")):
@@ -556,4 +556,25 @@ func (d *jsonDecoder) skip(depth int) {
 			d.syntax()
 		}
 	}
+}
+
+// skipStr passes over a JSON string at d.i without building it: the
+// resource it is in is decoded on its own, which checks its text.
+func (d *jsonDecoder) skipStr() bool {
+	for j := d.i + 1; j < len(d.b); j++ {
+		switch c := d.b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return true
+		case c == '\\':
+			j++
+		case c < ' ':
+			d.i = j
+			d.fail("holds a control character that JSON requires escaped")
+			return false
+		}
+	}
+	d.i = len(d.b)
+	d.syntax()
+	return false
 }

@@ -216,3 +216,39 @@ func joinErrors(errs []error) error {
 	}
 	return out
 }
+
+// encode writes the Bundle as JSON, its resources as they are: the
+// encoder would check and compact each of them again.
+func (b *bundleOut) encode() []byte {
+	var buf bytes.Buffer
+	head := *b
+	head.Entry = nil
+	hb := mustMarshal(&head)
+	buf.Grow(len(hb) + 64 + len(b.Entry)*2048)
+	buf.Write(hb[:len(hb)-1]) // without its closing brace
+	if len(b.Entry) > 0 {
+		buf.WriteString(`,"entry":[`)
+		for i, en := range b.Entry {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			res := en.Resource
+			en.Resource = nil
+			eb := mustMarshal(&en)
+			if res == nil {
+				buf.Write(eb)
+				continue
+			}
+			buf.Write(eb[:len(eb)-1])
+			if len(eb) > 2 {
+				buf.WriteByte(',')
+			}
+			buf.WriteString(`"resource":`)
+			buf.Write(res)
+			buf.WriteByte('}')
+		}
+		buf.WriteByte(']')
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}

@@ -14,7 +14,11 @@ func (h *Handler) Metadata(w http.ResponseWriter, r *http.Request) {
 		h.Problem(w, r, err)
 		return
 	}
-	h.write(w, r, http.StatusOK, capabilityStatement(h.base(r)))
+	cs := capabilityStatement(h.base(r))
+	delete(cs, "resourceType")
+	b := mustMarshal(cs)
+	// resourceType first, as FHIR's JSON has it.
+	h.write(w, r, http.StatusOK, append([]byte(`{"resourceType":"CapabilityStatement",`), b[1:]...))
 }
 
 var balpProfiles = []string{"Create", "Read", "Update", "Delete", "Query",

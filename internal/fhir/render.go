@@ -100,6 +100,13 @@ func spliceIDMeta(e *custos.Event) ([]byte, error) {
 		out.Write(kv[1])
 	}
 	out.WriteByte('}')
+	if bytes.ContainsAny(e.Original.Data, "\n\r\t") {
+		// Sent indented: served compact, as everything else is.
+		var c bytes.Buffer
+		if err := json.Compact(&c, out.Bytes()); err == nil {
+			return c.Bytes(), nil
+		}
+	}
 	return out.Bytes(), nil
 }
 

@@ -54,7 +54,7 @@ func (h *Handler) Search(w http.ResponseWriter, r *http.Request) {
 		h.Problem(w, r, err)
 		return
 	}
-	h.write(w, r, http.StatusOK, out)
+	h.write(w, r, http.StatusOK, out.encode())
 }
 
 func mustMarshal(v any) []byte {

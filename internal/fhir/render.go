@@ -117,9 +117,10 @@ type shape struct {
 	action  fCode
 	profile string // BALP profile without and with a patient; "" for none
 	withPat string
-	// clientIsSource: the client sent data (create, update, delete), so it
-	// is the source role and the server the destination; in a read the
-	// data flows the other way.
+	// clientIsSource: the client is the source role and the server the
+	// destination: when it sends data (create, update, delete), and in a
+	// query by DICOM's pattern, which BALP follows; in a read the client
+	// receives the data and is the destination.
 	clientIsSource bool
 }
 
@@ -152,7 +153,8 @@ func shapeOf(e *custos.Event) shape {
 		return shape{typeImport, coding{System: sysDCM, Code: "110107", Display: "Import"}, "C", "", "", true}
 	}
 	if isQuery(e) {
-		return shape{typeRest, restful("search-type"), "E", balp + "Query", balp + "PatientQuery", false}
+		// BALP's Query keeps DICOM's pattern: the client is the source.
+		return shape{typeRest, restful("search-type"), "E", balp + "Query", balp + "PatientQuery", true}
 	}
 	return shape{typeRest, restful("read"), "R", balp + "Read", balp + "PatientRead", false}
 }

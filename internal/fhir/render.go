@@ -59,48 +59,66 @@ func ourMeta(m *meta, e *custos.Event) *meta {
 // spliceIDMeta writes the stored resource with resourceType, id and meta
 // first and every other element as received, in the order received.
 func spliceIDMeta(e *custos.Event) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(e.Original.Data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, fmt.Errorf("fhir: stored resource at %d is not an object", e.Index)
+	raw := e.Original.Data
+	bad := func(why string) error { return fmt.Errorf("fhir: stored resource at %d: %s", e.Index, why) }
+	d := &jsonDecoder{b: raw}
+	d.ws()
+	if d.i >= len(raw) || raw[d.i] != '{' {
+		return nil, bad("not an object")
 	}
-	var out bytes.Buffer
-	out.Grow(len(e.Original.Data) + 128)
+	d.i++
 	var m *meta
-	var rest [][2][]byte
-	for dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("fhir: stored resource at %d: %w", e.Index, err)
+	type span struct{ from, to int } // a member "key": value, as stored
+	var rest []span
+	for d.err == nil {
+		d.ws()
+		if d.i < len(raw) && raw[d.i] == '}' {
+			break
 		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("fhir: stored resource at %d: %w", e.Index, err)
+		if d.i < len(raw) && raw[d.i] == ',' {
+			d.i++
+			d.ws()
 		}
+		from := d.i
+		if d.i >= len(raw) || raw[d.i] != '"' {
+			return nil, bad("malformed")
+		}
+		k, ok := d.str()
+		d.ws()
+		if !ok || d.i >= len(raw) || raw[d.i] != ':' {
+			return nil, bad("malformed")
+		}
+		d.i++
+		d.ws()
+		vfrom := d.i
+		d.skip(0)
 		switch k {
 		case "resourceType", "id":
 		case "meta":
 			m = &meta{}
-			if err := json.Unmarshal(v, m); err != nil {
-				return nil, fmt.Errorf("fhir: stored resource at %d: meta: %w", e.Index, err)
+			if err := json.Unmarshal(raw[vfrom:d.i], m); err != nil {
+				return nil, bad("meta: " + err.Error())
 			}
 		default:
-			key, _ := json.Marshal(k)
-			rest = append(rest, [2][]byte{key, v})
+			rest = append(rest, span{from, d.i})
 		}
+	}
+	if d.err != nil {
+		return nil, bad(d.err.msg)
 	}
 	mb, err := json.Marshal(ourMeta(m, e))
 	if err != nil {
 		return nil, err
 	}
+	var out bytes.Buffer
+	out.Grow(len(raw) + 128)
 	fmt.Fprintf(&out, `{"resourceType":"AuditEvent","id":"%d","meta":%s`, e.Index, mb)
-	for _, kv := range rest {
+	for _, sp := range rest {
 		out.WriteByte(',')
-		out.Write(kv[0])
-		out.WriteByte(':')
-		out.Write(kv[1])
+		out.Write(raw[sp.from:sp.to])
 	}
 	out.WriteByte('}')
-	if bytes.ContainsAny(e.Original.Data, "\n\r\t") {
+	if bytes.ContainsAny(raw, "\n\r\t") {
 		// Sent indented: served compact, as everything else is.
 		var c bytes.Buffer
 		if err := json.Compact(&c, out.Bytes()); err == nil {

@@ -24,7 +24,7 @@ func Render(e *custos.Event) ([]byte, error) {
 	if e.Original != nil && e.Original.Format == FormatJSON {
 		return spliceIDMeta(e)
 	}
-	return json.Marshal(build(e))
+	return auditEventJSON(build(e)), nil
 }
 
 // view returns the record as an AuditEvent to match search parameters on.

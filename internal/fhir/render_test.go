@@ -144,3 +144,23 @@ func TestRoundTripExamples(t *testing.T) {
 		})
 	}
 }
+
+// The hand-written writer of built records writes what encoding/json
+// writes for the same values (without HTML escaping, as every answer).
+func TestAuditEventJSONMatchesEncodingJSON(t *testing.T) {
+	for name, e := range shapes() {
+		ae := build(&e)
+		want, err := marshal(ae)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := auditEventJSON(ae); string(got) != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+	s := "a\"b\\c\n\r\t\x01\u2028é\xff<&>"
+	want, _ := marshal(s)
+	if got := appendJSONString(nil, s); string(got) != string(want) {
+		t.Errorf("string: got %s, want %s", got, want)
+	}
+}

@@ -180,7 +180,7 @@ func shapeOf(e *custos.Event) shape {
 // isQuery tells a search from a read: Custos's own record of a search
 // carries the query in its changes.
 func isQuery(e *custos.Event) bool {
-	if e.Kind != custos.KindServer || len(e.Changes) == 0 {
+	if e.Kind != custos.KindServer || !bytes.Contains(e.Changes, []byte(`"query"`)) {
 		return false
 	}
 	var c struct {

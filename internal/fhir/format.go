@@ -10,8 +10,6 @@ import (
 	"github.com/custos-audit/custos"
 )
 
-type bytesBuffer struct{ bytes.Buffer }
-
 func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

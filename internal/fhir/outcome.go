@@ -1,6 +1,7 @@
 package fhir
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -107,8 +108,8 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, code int, v any)
 		code, b = http.StatusInternalServerError, []byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception","diagnostics":"an internal error occurred; it has been logged"}]}`)
 	}
 	if r.URL.Query().Get("_pretty") == "true" {
-		var buf bytesBuffer
-		if json.Indent(&buf.Buffer, b, "", "  ") == nil {
+		var buf bytes.Buffer
+		if json.Indent(&buf, b, "", "  ") == nil {
 			b = buf.Bytes()
 		}
 	}

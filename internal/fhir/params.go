@@ -7,8 +7,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/custos-audit/custos"
 )
 
 // paramType is a FHIR search parameter type.
@@ -217,5 +215,3 @@ func canonicalIP(s string) (string, bool) {
 	}
 	return ip.Unmap().String(), true
 }
-
-var _ = custos.MaxLength

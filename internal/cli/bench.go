@@ -35,6 +35,7 @@ type benchConfig struct {
 	denyShare                  float64
 	rounds                     int
 	monitor                    bool
+	hc                         *http.Client
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -44,7 +45,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; authorize: POST /v1/authorize decisions; block: time from a fifth failed login to the 403")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; block: time from a fifth failed login to the 403")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
@@ -82,17 +83,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer stop()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.concurrency * 2, MaxConnsPerHost: c.concurrency * 2}}
 	cl := client.New(c.url, c.token, hc)
+	c.hc = hc
 	switch c.mode {
 	case "ingest":
 		err = c.ingest(ctx, cl, stdout)
-	case "query":
+	case "query", "fhir-query":
 		err = c.queries(ctx, cl, stdout, stderr)
 	case "authorize":
 		err = c.decisions(ctx, hc, stdout)
 	case "block":
 		err = c.blockLatency(ctx, stdout)
+	case "fhir":
+		err = c.fhirIngest(ctx, cl, hc, stdout)
 	default:
-		err = fmt.Errorf("--mode %q: want ingest, query, authorize or block", c.mode)
+		err = fmt.Errorf("--mode %q: want ingest, query, fhir, fhir-query, authorize or block", c.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos bench:", err)
@@ -280,6 +284,9 @@ func (c *benchConfig) queries(ctx context.Context, cl *client.Client, out, progr
 			// Request i asks for a patient drawn from its own seed: the same
 			// sequence every run, and no state shared between workers.
 			p := fmt.Sprintf("p-%06d", rand.New(rand.NewPCG(uint64(i), 3)).IntN(c.patients))
+			if c.mode == "fhir-query" {
+				return c.fhirSearch(ctx, c.hc, p)
+			}
 			page, err := cl.Events(ctx, url.Values{"patient_id": {p}, "limit": {fmt.Sprint(c.limit)}})
 			if err != nil {
 				return 0, err

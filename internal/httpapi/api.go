@@ -12,6 +12,7 @@ import (
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
+	"github.com/custos-audit/custos/internal/fhir"
 	"github.com/custos-audit/custos/internal/ingest"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/monitor"
@@ -71,6 +72,7 @@ type API struct {
 	log    *slog.Logger
 	m      *metrics
 	lim    *limits
+	fhir   *fhir.Handler
 }
 
 // New returns the API.
@@ -102,8 +104,10 @@ func New(ledger Ledger, st store.Store, dir *authn.Directory, cfg Config) *API {
 	}
 	cfg.SearchShare = min(cfg.SearchShare, 1)
 	lim := newLimits(cfg)
-	return &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), dir: dir, dlog: authn.NewDecisionLog(ledger, cfg.Logger), mon: cfg.Monitor,
+	a := &API{ledger: ledger, st: newBoundedStore(st, cfg, lim), dir: dir, dlog: authn.NewDecisionLog(ledger, cfg.Logger), mon: cfg.Monitor,
 		cfg: cfg, log: cfg.Logger, m: newMetrics(cfg.Registry), lim: lim}
+	a.fhir = a.newFHIR()
+	return a
 }
 
 // Close records the decisions still queued. Call it after the server has
@@ -181,6 +185,13 @@ func (a *API) routes() []route {
 		{"GET /v1/me", permAuthenticated, a.me},
 		{"POST /v1/me/totp", permAuthenticated, a.enrollTOTP},
 		{"POST /v1/me/totp/confirm", permAuthenticated, a.confirmTOTP},
+		{"POST /fhir/AuditEvent", custos.PermEventsWrite, a.fhir.Create},
+		{"POST /fhir", custos.PermEventsWrite, a.fhir.Bundle},
+		{"GET /fhir/AuditEvent/{id}", custos.PermEventsRead, a.fhir.Read},
+		{"GET /fhir/AuditEvent/{id}/_history/{vid}", custos.PermEventsRead, a.fhir.VRead},
+		{"GET /fhir/AuditEvent", custos.PermEventsRead, a.fhir.Search},
+		{"POST /fhir/AuditEvent/_search", custos.PermEventsRead, a.fhir.Search},
+		{"GET /fhir/metadata", permOpen, a.fhir.Metadata}, // open: no records, read by FHIR clients before they authenticate
 		{"GET /metrics", custos.PermMetricsRead, a.metricsHandler()},
 		{"GET /healthz", "", a.healthz},
 		{"GET /readyz", "", a.readyz},

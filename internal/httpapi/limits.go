@@ -41,11 +41,11 @@ const keyBodyLimit = 64 << 10
 // reads no body.
 func (a *API) bodyLimit(pattern string) int64 {
 	switch pattern {
-	case "POST /v1/events":
+	case "POST /v1/events", "POST /fhir/AuditEvent", "POST /fhir":
 		return a.cfg.MaxBodyBytes
 	case "POST /v1/api-keys", "POST /v1/roles", "PUT /v1/roles/{name}", "POST /v1/users", "PUT /v1/users/{id}",
 		"POST /v1/authorize", "POST /v1/grants", "POST /v1/grants/{id}/review", "POST /v1/login",
-		"POST /v1/me/totp/confirm", "POST /v1/security-events", "POST /v1/security-events/{id}/status", "POST /v1/blocks":
+		"POST /v1/me/totp/confirm", "POST /v1/security-events", "POST /v1/security-events/{id}/status", "POST /v1/blocks", "POST /fhir/AuditEvent/_search":
 		return keyBodyLimit
 	}
 	return 0

@@ -44,6 +44,10 @@ func status(k custos.Kind) int {
 // Fields reach the client; internal errors are logged (without PHI) and
 // answered with a generic message.
 func (a *API) problem(w http.ResponseWriter, r *http.Request, err error) {
+	if isFHIR(r) {
+		a.fhir.Problem(w, r, err) // FHIR clients read OperationOutcomes
+		return
+	}
 	kind := custos.KindOf(err)
 	code := status(kind)
 	body := problemBody{Type: "about:blank", Title: http.StatusText(code), Status: code}

@@ -27,7 +27,8 @@ func routesAPI(t *testing.T) *httpapi.API {
 // Custos's permissions, except the routes that are open by design and those
 // that need only a valid credential, which are listed here by name.
 func TestEveryRouteDeclaresAPermission(t *testing.T) {
-	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "/": true, "POST /v1/login": true}
+	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "/": true, "POST /v1/login": true,
+		"GET /fhir/metadata": true} // the CapabilityStatement: no records, read before a FHIR client authenticates
 	authenticated := map[string]bool{"POST /v1/logout": true, "GET /v1/me": true, "POST /v1/me/totp": true,
 		"POST /v1/me/totp/confirm": true}
 	seen := map[string]bool{}
@@ -80,8 +81,12 @@ func TestGuardedRoutesRefuseAnonymousRequests(t *testing.T) {
 		t.Run(r.Pattern, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader("{}")))
-			if rec.Code != http.StatusUnauthorized || rec.Header().Get("Content-Type") != "application/problem+json" {
-				t.Errorf("%s %s without a credential: %d %s, want 401 problem+json", method, path, rec.Code, rec.Body)
+			want := "application/problem+json"
+			if strings.HasPrefix(path, "/fhir") { // FHIR clients read an OperationOutcome
+				want = "application/fhir+json"
+			}
+			if ct, _, _ := strings.Cut(rec.Header().Get("Content-Type"), ";"); rec.Code != http.StatusUnauthorized || ct != want {
+				t.Errorf("%s %s without a credential: %d %s %s, want 401 %s", method, path, rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
 			}
 		})
 	}

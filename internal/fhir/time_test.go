@@ -1,0 +1,5 @@
+package fhir_test
+
+import "time"
+
+var timeNow = time.Now

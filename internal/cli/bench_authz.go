@@ -29,6 +29,13 @@ const (
 )
 
 func (c *benchConfig) decisions(ctx context.Context, hc *http.Client, out io.Writer) error {
+	// setup creates what a previous run on the same server may have made.
+	setup := func(err error) error {
+		if err != nil && strings.Contains(err.Error(), "409 Conflict") {
+			return nil
+		}
+		return err
+	}
 	post := func(method, path string, body any) error {
 		b, _ := json.Marshal(body)
 		req, err := http.NewRequestWithContext(ctx, method, c.url+path, bytes.NewReader(b))
@@ -60,14 +67,14 @@ func (c *benchConfig) decisions(ctx context.Context, hc *http.Client, out io.Wri
 			if level > 0 {
 				r["parent_role"] = fmt.Sprintf("bench-%d-%d", chain, level-1)
 			}
-			if err := post("POST", "/v1/roles", r); err != nil {
+			if err := setup(post("POST", "/v1/roles", r)); err != nil {
 				return err
 			}
 		}
 	}
 	for u := range benchUsers {
-		if err := post("POST", "/v1/users", map[string]any{"id": fmt.Sprintf("bench-user-%d", u), "name": "bench user",
-			"roles": []string{fmt.Sprintf("bench-%d-%d", u%benchBranchRoles, benchDepth-1)}}); err != nil {
+		if err := setup(post("POST", "/v1/users", map[string]any{"id": fmt.Sprintf("bench-user-%d", u), "name": "bench user",
+			"roles": []string{fmt.Sprintf("bench-%d-%d", u%benchBranchRoles, benchDepth-1)}})); err != nil {
 			return err
 		}
 	}

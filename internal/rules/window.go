@@ -65,14 +65,6 @@ func (ts times) count(end, window int64) int {
 	return n
 }
 
-// newest is the latest entry, or min when empty.
-func (ts times) newest(min int64) int64 {
-	if len(ts) == 0 {
-		return min
-	}
-	return ts[len(ts)-1]
-}
-
 // mark is one distinct thing (a user, an address key: a 64-bit hash) and the
 // latest time it was seen.
 type mark struct {

@@ -97,20 +97,22 @@ func (d *Directory) Authenticate(ctx context.Context, token string) (*custos.Pri
 	if token == "" {
 		return nil, custos.Errorf("authn", custos.Unauthenticated, "a bearer token is required")
 	}
-	if d.cfg.SSO != nil && strings.Count(token, ".") == 2 && !strings.HasPrefix(token, "cus") {
-		return d.authenticateJWT(ctx, token)
-	}
 	sum := sha256.Sum256([]byte(token))
 	d.refresh(maxAge)
 	p, err, found := d.lookup(ctx, sum)
-	if !found {
-		d.refresh(missReloadAfter) // perhaps created on another node
-		p, err, found = d.lookup(ctx, sum)
+	if found {
+		return p, err
 	}
-	if !found {
-		return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
+	// Not a key or session of ours: a single-sign-on token, if it looks
+	// like a JWT (header.payload.signature).
+	if d.cfg.SSO != nil && strings.Count(token, ".") == 2 {
+		return d.authenticateJWT(ctx, token)
 	}
-	return p, err
+	d.refresh(missReloadAfter) // perhaps created on another node
+	if p, err, found = d.lookup(ctx, sum); found {
+		return p, err
+	}
+	return nil, custos.Errorf("authn", custos.Unauthenticated, "the bearer token is not valid")
 }
 
 // lookup finds the key or session whose token hashes to sum.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/alert"
 	"github.com/custos-audit/custos/internal/leaf"
 )
@@ -25,7 +24,6 @@ func (m *Monitor) Alerts(ctx context.Context, after uint64) ([]alert.Alert, erro
 		return nil, err
 	}
 	var out []alert.Alert
-	prev := map[string]custos.SecurityEventStatus{}
 	for _, r := range recs {
 		if r.Entity != EntitySecurityEvent || r.Op == leaf.OpDelete {
 			continue
@@ -38,12 +36,9 @@ func (m *Monitor) Alerts(ctx context.Context, after uint64) ([]alert.Alert, erro
 		switch {
 		case r.Op == leaf.OpCreate:
 			kind = alert.Raised
-		case len(d.History) > 0 && d.History[len(d.History)-1].At == stamp(r.Timestamp):
-			kind = alert.Status
-		case prev[d.ID] != "" && prev[d.ID] != d.Status:
+		case d.Change == changeStatus:
 			kind = alert.Status
 		}
-		prev[d.ID] = d.Status
 		s := stored{doc: d, index: r.Index, at: r.Timestamp}
 		out = append(out, alert.Alert{ID: d.ID, Index: r.Index, Kind: kind, SecurityEvent: s.view().SecurityEvent, At: r.Timestamp})
 	}

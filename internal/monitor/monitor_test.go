@@ -3,10 +3,12 @@ package monitor_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/alert"
 	"github.com/custos-audit/custos/internal/clocktest"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
@@ -249,6 +251,14 @@ func TestManualBlocksAndStatus(t *testing.T) {
 			t.Errorf("block %s for %s: %v, want invalid", c.target, c.d, err)
 		}
 	}
+	for _, note := range []string{"bad \xff utf-8", "a\x00nul", strings.Repeat("x", 2001)} {
+		if _, err := m.Lift(ctx, "apikey:sec", b.ID, note); custos.KindOf(err) != custos.Invalid {
+			t.Errorf("lift with note %.20q: %v, want invalid", note, err)
+		}
+	}
+	if _, blocked := m.Blocked("198.51.100.200"); !blocked {
+		t.Fatal("a refused lift lifted the block")
+	}
 	if _, err := m.Lift(ctx, "apikey:sec", b.ID, "false positive"); err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +282,19 @@ func TestManualBlocksAndStatus(t *testing.T) {
 	}
 	if got.Status != custos.StatusResolved || len(got.History) != 2 || got.History[1].Note != "approved export" {
 		t.Errorf("after two status changes: %+v", got)
+	}
+	as, err := m.Alerts(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []alert.Kind
+	for _, a := range as {
+		if a.ID == se.ID {
+			kinds = append(kinds, a.Kind)
+		}
+	}
+	if fmt.Sprint(kinds) != fmt.Sprint([]alert.Kind{alert.Raised, alert.Status, alert.Status}) {
+		t.Errorf("the alerts of a report and two status changes: %v", kinds)
 	}
 	if _, err := m.SetStatus(ctx, "user:sec", se.ID, custos.StatusResolved, ""); custos.KindOf(err) != custos.Conflict {
 		t.Errorf("resolving twice: %v", err)

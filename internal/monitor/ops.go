@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"errors"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -48,8 +49,8 @@ func (m *Monitor) SetStatus(ctx context.Context, by string, id string, status cu
 	switch {
 	case !status.Valid():
 		return SecurityEvent{}, invalid(op, "status", `must be "open", "acknowledged" or "resolved"`)
-	case utf8.RuneCountInString(note) > 2000 || strings.ContainsFunc(note, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }):
-		return SecurityEvent{}, invalid(op, "note", "at most 2,000 characters, no control characters but newlines")
+	case checkNote(note) != nil:
+		return SecurityEvent{}, invalid(op, "note", checkNote(note).Error())
 	}
 	m.mu.RLock()
 	s, ok := m.events[id]
@@ -65,7 +66,7 @@ func (m *Monitor) SetStatus(ctx context.Context, by string, id string, status cu
 	case d.Status == status:
 		return SecurityEvent{}, custos.Errorf(op, custos.Conflict, "security event %q is already %s", id, status)
 	}
-	d.Status = status
+	d.Status, d.Change = status, changeStatus
 	d.History = append(d.History, statusChange{Status: status, Note: note, By: by, At: stamp(m.now())})
 	ev := custos.Event{Kind: custos.KindServer, User: custos.User{ID: by, Name: by, Roles: []string{}}, Action: custos.ActionUpdate,
 		ResourceType: "SecurityEvent", ResourceID: id, Outcome: custos.OutcomeSuccess, Source: "custos"}
@@ -103,6 +104,9 @@ func (m *Monitor) AddBlock(ctx context.Context, by string, target, reason string
 // Lift ends a block now.
 func (m *Monitor) Lift(ctx context.Context, by string, id, note string) (Block, error) {
 	const op = "block.lift"
+	if err := checkNote(note); err != nil {
+		return Block{}, invalid(op, "note", err.Error())
+	}
 	m.mu.RLock()
 	d, ok := m.blocks[id]
 	var doc blockDoc
@@ -222,4 +226,14 @@ func newID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// checkNote refuses a note that is not one a person writes: invalid UTF-8,
+// control characters other than newlines, more than 2,000 characters.
+func checkNote(note string) error {
+	if !utf8.ValidString(note) || utf8.RuneCountInString(note) > 2000 ||
+		strings.ContainsFunc(note, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) {
+		return errors.New("at most 2,000 characters of UTF-8, no control characters but newlines")
+	}
+	return nil
 }

@@ -43,7 +43,14 @@ type eventDoc struct {
 	AllowListed    bool                       `json:"allow_listed,omitempty"`
 	ReportedBy     string                     `json:"reported_by,omitempty"`
 	History        []statusChange             `json:"history,omitempty"`
+	Change         string                     `json:"change,omitempty"` // what this record changed: changeStatus or changeCount
 }
+
+// What a put of a security event changed, so that an alert says so.
+const (
+	changeStatus = "status"
+	changeCount  = "count"
+)
 
 func (d *eventDoc) record(op leaf.StateOp) leaf.StateRecord {
 	b, _ := json.Marshal(d)

@@ -81,7 +81,7 @@ func (m *Monitor) flush(ctx context.Context, final bool) bool {
 		if d.Count >= o.Count {
 			continue // already as far
 		}
-		d.Count, d.LastSeen, d.Severity = o.Count, stamp(o.LastSeen), o.SecurityEvent.Severity
+		d.Count, d.LastSeen, d.Severity, d.Change = o.Count, stamp(o.LastSeen), o.SecurityEvent.Severity, changeCount
 		wrote = m.write(ctx, d.record(leaf.OpPut)) || wrote
 	}
 	if final {

@@ -1,11 +1,11 @@
 package monitor
 
 import (
-	"errors"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"

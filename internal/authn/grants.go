@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -100,7 +101,7 @@ func (d *Directory) OpenGrant(ctx context.Context, by *custos.Principal, req Gra
 	u, ok := d.users[req.UserID]
 	d.mu.RUnlock()
 	if req.UserID != "" && (!ok || u.Status != StatusActive) {
-		fields = append(fields, custos.FieldError{Field: "user_id", Message: "no active user " + quote(req.UserID)})
+		fields = append(fields, custos.FieldError{Field: "user_id", Message: fmt.Sprintf("no active user %q", req.UserID)})
 	}
 	if len(fields) > 0 {
 		return Grant{}, &custos.Error{Op: op, Kind: custos.Invalid, Detail: "the grant is invalid", Fields: fields}
@@ -118,8 +119,6 @@ func (d *Directory) OpenGrant(ctx context.Context, by *custos.Principal, req Gra
 	}
 	return Grant{grantDoc: g, Active: true}, nil
 }
-
-func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // ReviewGrant closes the review of a grant, with a note.
 func (d *Directory) ReviewGrant(ctx context.Context, by *custos.Principal, id, note string) (Grant, error) {

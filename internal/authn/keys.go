@@ -212,10 +212,8 @@ func (d *Directory) checkKey(op string, by *custos.Principal, id string, spec Ke
 		}
 	}
 	d.mu.RLock()
-	policy, user, userFound := d.policy, d.users[spec.UserID], false
-	if spec.UserID != "" {
-		_, userFound = d.users[spec.UserID]
-	}
+	policy := d.policy
+	user, userFound := d.users[spec.UserID]
 	d.mu.RUnlock()
 	for i, r := range spec.Roles {
 		if _, ok := policy.Role(r); !ok {

@@ -80,8 +80,8 @@ func (d *Directory) OpenGrant(ctx context.Context, by *custos.Principal, req Gra
 	case req.UserID != by.UserID && !by.Can(custos.PermAuthorize):
 		return Grant{}, custos.Errorf(op, custos.PermissionDenied, "opening a grant for another user needs the %s permission", custos.PermAuthorize)
 	}
-	if reason == "" || utf8.RuneCountInString(reason) > 1000 || strings.ContainsFunc(reason, unicode.IsControl) {
-		fields = append(fields, custos.FieldError{Field: "reason", Message: "is required: at most 1,000 characters, no control characters"})
+	if reason == "" || utf8.RuneCountInString(reason) > maxGrantReason || strings.ContainsFunc(reason, unicode.IsControl) {
+		fields = append(fields, custos.FieldError{Field: "reason", Message: fmt.Sprintf("is required: at most %d characters, no control characters", maxGrantReason)})
 	}
 	if len(req.PatientID) > 256 || strings.ContainsFunc(req.PatientID, unicode.IsControl) || !utf8.ValidString(req.PatientID) {
 		fields = append(fields, custos.FieldError{Field: "patient_id", Message: "at most 256 bytes of UTF-8, no control characters"})
@@ -187,27 +187,41 @@ func (d *Directory) EmergencyGrant(userID, patientID string) (Grant, bool) {
 	return Grant{}, false
 }
 
-// FlagEmergency marks the events of users acting under an open emergency
-// grant that covers the event's patient: break_glass, with the grant as the
-// reason. An event its sender already flagged keeps its own reason.
-func (d *Directory) FlagEmergency(events []custos.Event) {
+// maxGrantReason bounds a grant's reason so that the break_glass_reason it
+// becomes on every access under the grant ("emergency grant <id>: <reason>",
+// or a decision's "allowed by emergency grant …") stays within what an
+// event may carry (500 characters).
+const maxGrantReason = 400
+
+// FlagEmergency marks the client events of users acting under an open
+// emergency grant that covers the event's patient: break_glass, with the
+// grant as the reason. An event its sender already flagged keeps its own
+// reason. It returns events itself when nothing is marked, otherwise a
+// marked copy: the caller's slice is never written. The ledger calls it for
+// every ingest path (ledger.Sequencer.SetEnrich).
+func (d *Directory) FlagEmergency(events []custos.Event) []custos.Event {
 	d.refresh(maxAge)
 	now := d.now()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if len(d.grantsOf) == 0 {
-		return
+		return events
 	}
+	out := events
 	for i := range events {
 		e := &events[i]
-		if e.BreakGlass {
+		if e.BreakGlass || e.Kind == custos.KindServer || len(d.grantsOf[e.User.ID]) == 0 {
 			continue
 		}
 		for _, id := range d.grantsOf[e.User.ID] {
 			if g := d.grants[id]; now.Before(parseStamp(g.ExpiresAt)) && (g.PatientID == "" || g.PatientID == e.PatientID) {
-				e.BreakGlass, e.BreakGlassReason = true, "emergency grant "+g.ID+": "+g.Reason
+				if &out[0] == &events[0] {
+					out = slices.Clone(events)
+				}
+				out[i].BreakGlass, out[i].BreakGlassReason = true, "emergency grant "+g.ID+": "+g.Reason
 				break
 			}
 		}
 	}
+	return out
 }

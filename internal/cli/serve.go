@@ -266,6 +266,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 	}
 	s.dir = keys
 	if err == nil {
+		seq.SetEnrich(keys.FlagEmergency) // every ingest path: HTTP, FHIR, ATNA
 		err = adoptLegacyKeys(ctx, st, keys, log)
 	}
 	if err == nil {

@@ -51,6 +51,7 @@ func newAccessEnv(t *testing.T, cfg authn.Config) *accessEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.Seq.SetEnrich(dir.FlagEmergency)
 	if _, err := dir.Bootstrap(ctx, adminToken); err != nil {
 		t.Fatal(err)
 	}
@@ -892,4 +893,40 @@ func TestSelfGrantNeedsASecondAdministrator(t *testing.T) {
 		t.Errorf("the ledger grew from %d to %d", size, after)
 	}
 	e.want(201, "POST", "/v1/api-keys", kim, `{"name":"x","roles":["key_admin"]}`, nil)
+}
+
+// TestEmergencyFlagsEveryIngestPath: under a grant with the longest reason
+// allowed, an event appended straight to the ledger (as the FHIR and ATNA
+// receivers do) is stored flagged, and an allowed decision is recorded:
+// the flag's reason always fits an event.
+func TestEmergencyFlagsEveryIngestPath(t *testing.T) {
+	e := newAccessEnv(t, authn.Config{})
+	e.role("clinician", "", custos.PermGrantsOpen)
+	e.role("ehr_app", "", custos.PermAuthorize)
+	e.user("carol", "clinician")
+	carol, app := e.login("carol"), e.key("ehr_app")
+	reason := strings.Repeat("r", 400)
+	e.want(201, "POST", "/v1/grants", carol, `{"reason":"`+reason+`","patient_id":"p-9","duration":"30m"}`, nil)
+	refused(t, e.call("POST", "/v1/grants", carol, `{"reason":"`+reason+`r","duration":"30m"}`), 400, "reason", "")
+	var a authn.Answer
+	e.want(200, "POST", "/v1/authorize", app, `{"user_id":"carol","permission":"patient:read","patient_id":"p-9"}`, &a)
+	if !a.Allowed || !a.BreakGlass {
+		t.Fatalf("under the grant: %+v", a)
+	}
+	ev := custos.Event{User: custos.User{ID: "carol", Roles: []string{}}, Action: custos.ActionRead, ResourceType: "Patient",
+		PatientID: "p-9", Outcome: custos.OutcomeSuccess, Source: "pacs"}
+	rs, err := e.seq.Append(context.Background(), "atna:pacs", []custos.Event{ev})
+	if err != nil {
+		t.Fatalf("an access under a grant with a %d-character reason: %v", len(reason), err)
+	}
+	stored, err := e.st.Event(context.Background(), rs[0].Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !stored.BreakGlass || !strings.Contains(stored.BreakGlassReason, reason) {
+		t.Errorf("an access appended straight to the ledger: break_glass %v, reason %q", stored.BreakGlass, stored.BreakGlassReason)
+	}
+	if ev.BreakGlass {
+		t.Error("the caller's event was written")
+	}
 }

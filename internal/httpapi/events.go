@@ -29,7 +29,6 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 		a.problem(w, r, err)
 		return
 	}
-	a.dir.FlagEmergency(events)
 	receipts, err := a.ledger.Append(r.Context(), authn.Submitter(principalOf(r)), events)
 	if err != nil {
 		a.problem(w, r, err)

@@ -35,6 +35,7 @@ func newMonitoredEnv(t *testing.T) (*accessEnv, *monitor.Monitor) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.Seq.SetEnrich(dir.FlagEmergency)
 	if _, err := dir.Bootstrap(ctx, adminToken); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -82,6 +83,7 @@ type Sequencer struct {
 	cps        checkpointReader
 	signer     *Signer
 	cfg        Config
+	enrich     atomic.Pointer[func([]custos.Event) []custos.Event]
 	reqs       chan *request
 
 	// Owned by the run goroutine (and by Open before it starts).
@@ -192,6 +194,12 @@ func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *s
 	return nil
 }
 
+// SetEnrich sets what adds the server's knowledge to events on every ingest
+// path before they are validated and sequenced (the emergency-grant flags
+// of authn.Directory.FlagEmergency). f returns events, or a changed copy;
+// it never writes the caller's slice.
+func (s *Sequencer) SetEnrich(f func([]custos.Event) []custos.Event) { s.enrich.Store(&f) }
+
 // Append sequences the records that the credential by submitted (audit
 // events, then state records, in the same transaction) and returns their
 // receipts, in that order, once durably committed. Events with no Kind are
@@ -220,6 +228,9 @@ func (s *Sequencer) Append(ctx context.Context, by string, events []custos.Event
 	if by == "" || !validText(by) {
 		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Internal,
 			Err: fmt.Errorf("ledger: a record names the credential that submitted it, as text (got %q)", by)}
+	}
+	if f := s.enrich.Load(); f != nil && len(events) > 0 {
+		events = (*f)(events)
 	}
 	events, err := s.validate(events, states)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/ledger/ledgertest"
+	"github.com/custos-audit/custos/internal/monitor"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/custos-audit/custos/internal/store/postgres"
 	"github.com/custos-audit/custos/internal/store/postgres/pgtest"
@@ -90,6 +91,15 @@ func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 	}
 	if _, err := keys.OpenGrant(ctx, &custos.Principal{Kind: "apikey", ID: "admin", Permissions: map[custos.Permission]bool{custos.PermAuthorize: true}},
 		authn.GrantRequest{UserID: "dr.grey", Reason: "code blue", PatientID: "p-1", Duration: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	// A block and an open security event, as the monitor records them.
+	if _, err := l.Seq.Append(ctx, "custos", nil,
+		leaf.StateRecord{Entity: monitor.EntityBlock, ID: "blk-1", Op: leaf.OpCreate,
+			Doc: []byte(`{"id":"blk-1","cidr":"203.0.113.9/32","reason":"brute force","created_at":"2026-11-01T08:00:00Z","blocked_until":"2026-11-02T08:00:00Z","created_by":"brute_force","rule":"brute_force"}`)},
+		leaf.StateRecord{Entity: monitor.EntitySecurityEvent, ID: "se-1", Op: leaf.OpCreate,
+			Doc: []byte(`{"id":"se-1","event_type":"BRUTE_FORCE","severity":"HIGH","description":"5 failures","ip_address":"203.0.113.9/32","rule":"brute_force","status":"open","count":5}`)},
+	); err != nil {
 		t.Fatal(err)
 	}
 	for b := range 12 {
@@ -441,6 +451,11 @@ func tamperStateTables(t *testing.T, kind string) {
 		"grant inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT 'grant', 'g-evil', doc, idx FROM state WHERE entity = 'grant'`,
 			"state row grant g-evil has no record"},
 		"grant extended": {`UPDATE state SET doc = replace(doc, '"expires_at":"2026', '"expires_at":"2099') WHERE entity = 'grant'`, "differs from record"},
+		"block lifted":   {`UPDATE state SET doc = replace(doc, '2026-11-02T08', '2026-11-01T08') WHERE entity = 'block'`, "differs from record"},
+		"block deleted":  {`DELETE FROM state WHERE entity = 'block'`, "is missing"},
+		"alert resolved": {`UPDATE state SET doc = replace(doc, '"open"', '"resolved"') WHERE entity = 'security_event'`, "differs from record"},
+		"alert inserted": {`INSERT INTO state (entity, id, doc, idx) SELECT entity, 'se-2', replace(doc, 'se-1', 'se-2'), idx FROM state WHERE entity = 'security_event'`,
+			"state row security_event se-2 has no record"},
 		"legacy key row": {`INSERT INTO api_keys (id, name, scopes, hash, created_at, created_by) VALUES ('old', 'x', '["admin"]', 'x', 0, 'x')`, "api_keys"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -119,20 +119,23 @@ func (o *jsonOut) codingValue(c *coding) {
 	o.close('}')
 }
 
-func (o *jsonOut) codings(k string, cs []coding) {
-	if len(cs) == 0 {
+// array writes "k": [one(&xs[0]), …], nothing when xs is empty.
+func array[T any](o *jsonOut, k string, xs []T, one func(*T)) {
+	if len(xs) == 0 {
 		return
 	}
 	o.key(k)
 	o.open('[')
-	for i := range cs {
+	for i := range xs {
 		if i > 0 {
 			o.b = append(o.b, ',')
 		}
-		o.codingValue(&cs[i])
+		one(&xs[i])
 	}
 	o.close(']')
 }
+
+func (o *jsonOut) codings(k string, cs []coding) { array(o, k, cs, o.codingValue) }
 
 func (o *jsonOut) concept(c *codeableConcept) {
 	o.open('{')
@@ -141,20 +144,7 @@ func (o *jsonOut) concept(c *codeableConcept) {
 	o.close('}')
 }
 
-func (o *jsonOut) concepts(k string, cs []codeableConcept) {
-	if len(cs) == 0 {
-		return
-	}
-	o.key(k)
-	o.open('[')
-	for i := range cs {
-		if i > 0 {
-			o.b = append(o.b, ',')
-		}
-		o.concept(&cs[i])
-	}
-	o.close(']')
-}
+func (o *jsonOut) concepts(k string, cs []codeableConcept) { array(o, k, cs, o.concept) }
 
 func (o *jsonOut) identifier(k string, id *identifier) {
 	if id == nil {
@@ -226,17 +216,7 @@ func auditEventJSON(ae *auditEvent) []byte {
 	o.str("outcome", string(ae.Outcome))
 	o.str("outcomeDesc", string(ae.OutcomeDesc))
 	o.concepts("purposeOfEvent", ae.PurposeOfEvent)
-	if len(ae.Agent) > 0 {
-		o.key("agent")
-		o.open('[')
-		for i := range ae.Agent {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			o.agent(&ae.Agent[i])
-		}
-		o.close(']')
-	}
+	array(o, "agent", ae.Agent, o.agent)
 	if s := ae.Source; s != nil {
 		o.key("source")
 		o.open('{')
@@ -245,17 +225,7 @@ func auditEventJSON(ae *auditEvent) []byte {
 		o.codings("type", s.Type)
 		o.close('}')
 	}
-	if len(ae.Entity) > 0 {
-		o.key("entity")
-		o.open('[')
-		for i := range ae.Entity {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			o.entity(&ae.Entity[i])
-		}
-		o.close(']')
-	}
+	array(o, "entity", ae.Entity, o.entity)
 	o.close('}')
 	return o.b
 }

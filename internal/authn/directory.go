@@ -237,11 +237,20 @@ func decodeDoc(r *leaf.StateRecord, v any, id func() string) error {
 }
 
 // refresh reloads the state when the cache is older than age.
+//
+// The periodic reload (maxAge) never makes a request wait: while one
+// request reloads, the others answer from the cache, at most that reload
+// older. A miss (an unknown token, perhaps made on another node) waits for
+// the reload in progress.
 func (d *Directory) refresh(age time.Duration) {
 	if !d.olderThan(age) {
 		return
 	}
-	d.reload.Lock()
+	if age < maxAge {
+		d.reload.Lock()
+	} else if !d.reload.TryLock() {
+		return
+	}
 	defer d.reload.Unlock()
 	if d.olderThan(age) { // not reloaded meanwhile by another request
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -197,7 +197,7 @@ func (a *Auditor) changesFor(ann *Annotations, b *body, method string) json.RawM
 	if !hasNew && method != http.MethodDelete {
 		return nil
 	}
-	ops := diff(nil, prev, newState, nil)
+	ops := diff(nil, prev, newState, []patchOp{})
 	for _, op := range ops {
 		a.redactOp(op)
 	}

@@ -81,6 +81,9 @@ func (a *Auditor) writeLoop() {
 func (a *Auditor) write(evs []custos.EventInput) {
 	recs := make([][]byte, 0, len(evs))
 	size := a.q.bytes()
+	if a.q.openEvents() == 0 {
+		size += int64(segHeaderLen) // a new segment starts with its header
+	}
 	for i := range evs {
 		clip(&evs[i])
 		e := evs[i].Event()

@@ -10,8 +10,10 @@ package custostest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +43,7 @@ type Server struct {
 	Admin *client.Client
 
 	tb   testing.TB
+	dir0 string // removed by Close (MustRun)
 	addr string
 	l    *ledgertest.Ledger
 	dir  *authn.Directory
@@ -56,8 +59,46 @@ type Server struct {
 // Start runs a Custos for the test; it stops at the test's end.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	s := start(tb, tb.TempDir())
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// MustRun runs a Custos outside a test (an Example) with its ledger in a
+// new temporary directory; Close stops it and removes the directory. It
+// panics on any failure.
+func MustRun() *Server {
+	dir, err := os.MkdirTemp("", "custostest")
+	if err != nil {
+		panic(err)
+	}
+	s := start(panicTB{}, dir)
+	s.dir0 = dir
+	return s
+}
+
+// Close stops the server and its ledger.
+func (s *Server) Close() {
+	s.Stop()
+	s.api.Close()
+	s.l.Close()
+	if s.dir0 != "" {
+		os.RemoveAll(s.dir0)
+	}
+}
+
+// panicTB is the testing.TB of MustRun: every failure panics.
+type panicTB struct{ testing.TB }
+
+func (panicTB) Helper()                   {}
+func (panicTB) Fatal(args ...any)         { panic(fmt.Sprint(args...)) }
+func (panicTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
+func (panicTB) Log(args ...any)           {}
+func (panicTB) Cleanup(func())            {}
+
+func start(tb testing.TB, ledgerDir string) *Server {
 	ctx := context.Background()
-	l := ledgertest.Open(tb, tb.TempDir(), "custos.test/httpaudit", ledger.Config{})
+	l := ledgertest.Open(tb, ledgerDir, "custos.test/httpaudit", ledger.Config{})
 	h, err := password.NewHasher(password.Config{Params: password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}})
 	if err != nil {
 		tb.Fatal(err)
@@ -85,11 +126,6 @@ func Start(tb testing.TB) *Server {
 	s.URL = "http://" + s.addr
 	s.serve(ln)
 	s.Admin = client.New(s.URL, AdminToken, nil)
-	tb.Cleanup(func() {
-		s.Stop()
-		api.Close()
-		l.Close()
-	})
 	return s
 }
 

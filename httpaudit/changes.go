@@ -152,7 +152,7 @@ func bodyNote(kind string, b *body) map[string]any {
 // the previous state to the new one, or the request body; always redacted.
 // Bodies that are not JSON, are malformed or were cut are described, never
 // recorded: their fields cannot be redacted.
-func (a *Auditor) changesFor(ann *Annotations, b *body, method string) json.RawMessage {
+func (a *Auditor) changesFor(ann *notes, b *body, method string) json.RawMessage {
 	if ann.changes != nil {
 		v, err := decodeJSON(ann.changes)
 		if err != nil {

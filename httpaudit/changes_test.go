@@ -50,7 +50,7 @@ func TestChangesFromBody(t *testing.T) {
 			if rest.String() != c.body {
 				t.Errorf("the handler read %q, want the whole body", rest.String())
 			}
-			got := a.changesFor(&Annotations{}, b, "POST")
+			got := a.changesFor(&notes{}, b, "POST")
 			if diff := cmp.Diff(jsonOf(t, []byte(c.want)), jsonOf(t, got)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
@@ -83,7 +83,7 @@ func TestChangesDiff(t *testing.T) {
 		{"escaped pointer", "PUT", "application/json", `{"a/b~c":1}`, `{"a/b~c":2}`, "", `[{"op":"replace","path":"/a~1b~0c","old":1,"value":2}]`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ann := &Annotations{previous: []byte(c.prev)}
+			ann := &notes{previous: []byte(c.prev)}
 			if c.current != "" {
 				ann.current = []byte(c.current)
 			}
@@ -101,11 +101,11 @@ func TestChangesDiff(t *testing.T) {
 
 func TestChangesFromTheApplication(t *testing.T) {
 	a := testAuditor()
-	got := a.changesFor(&Annotations{changes: []byte(`{"token":"t","field":"v"}`)}, nil, "POST")
+	got := a.changesFor(&notes{changes: []byte(`{"token":"t","field":"v"}`)}, nil, "POST")
 	if string(got) != `{"field":"v","token":"[REDACTED]"}` {
 		t.Errorf("%s", got)
 	}
-	got = a.changesFor(&Annotations{changes: []byte(`{nope`)}, nil, "POST")
+	got = a.changesFor(&notes{changes: []byte(`{nope`)}, nil, "POST")
 	if !strings.Contains(string(got), "malformed") {
 		t.Errorf("malformed changes from the application: %s", got)
 	}

@@ -30,12 +30,12 @@ func (a *Auditor) writeLoop() {
 			timer, timerC = nil, nil
 		}
 	}
-	var buf []custos.EventInput
+	var buf []item
 	drain := func() {
 		for len(buf) < 4096 {
 			select {
-			case ev := <-a.in:
-				buf = append(buf, ev)
+			case it := <-a.in:
+				buf = append(buf, it)
 			default:
 				return
 			}
@@ -43,8 +43,8 @@ func (a *Auditor) writeLoop() {
 	}
 	for {
 		select {
-		case ev := <-a.in:
-			buf = append(buf[:0], ev)
+		case it := <-a.in:
+			buf = append(buf[:0], it)
 			drain()
 			a.write(buf)
 			if a.q.openEvents() >= a.cfg.BatchSize || a.q.openBytes() >= maxSegmentBytes {
@@ -78,21 +78,23 @@ func (a *Auditor) writeLoop() {
 
 // write validates and spools events; what is invalid or does not fit is
 // dropped and counted.
-func (a *Auditor) write(evs []custos.EventInput) {
-	recs := make([][]byte, 0, len(evs))
+func (a *Auditor) write(items []item) {
+	recs := make([][]byte, 0, len(items))
 	size := a.q.bytes()
 	if a.q.openEvents() == 0 {
 		size += int64(segHeaderLen) // a new segment starts with its header
 	}
-	for i := range evs {
-		clip(&evs[i])
-		e := evs[i].Event()
+	for i := range items {
+		a.resolve(&items[i])
+		ev := &items[i].ev
+		clip(ev)
+		e := ev.Event()
 		if err := e.Normalize(custos.DefaultLimits, ""); err != nil {
 			a.dropped.Add(1)
 			a.log.Error("httpaudit: dropping an event Custos would refuse", "err", err)
 			continue
 		}
-		rec, err := json.Marshal(&evs[i])
+		rec, err := json.Marshal(ev)
 		if err != nil {
 			a.dropped.Add(1)
 			continue

@@ -158,7 +158,7 @@ type Auditor struct {
 	q      queue
 	blocks atomic.Pointer[[]blockEntry]
 
-	in       chan custos.EventInput
+	in       chan item
 	flushReq chan chan struct{}
 	quit     chan struct{}
 	wake     chan struct{} // a batch was sealed
@@ -192,7 +192,7 @@ func newAuditor(cfg Config, after func(time.Duration) <-chan time.Time) (*Audito
 		return nil, err
 	}
 	a := &Auditor{cfg: cfg, log: cfg.Logger, routes: rt, redact: redactSet(cfg.Redact),
-		in: make(chan custos.EventInput, 8192), flushReq: make(chan chan struct{}), quit: make(chan struct{}),
+		in: make(chan item, 8192), flushReq: make(chan chan struct{}), quit: make(chan struct{}),
 		wake: make(chan struct{}, 1), changed: make(chan struct{}), after: after}
 	if cfg.SpoolDir != "" {
 		a.q, err = openSpool(cfg.SpoolDir, a.log)

@@ -20,6 +20,25 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// syncBuffer is a process's log, written by os/exec's copier and read by
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // testApp is a running internal/testapp process.
 type testApp struct {
 	cmd *exec.Cmd
@@ -39,7 +58,13 @@ func startTestApp(t *testing.T, bin string, srv *custostest.Server, token, spool
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "CUSTOS_URL="+srv.URL, "CUSTOS_TOKEN="+token, "SPOOL_DIR="+spool)
-	cmd.Stderr = os.Stderr
+	var logs syncBuffer
+	cmd.Stderr = &logs
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testapp's log:\n%s", logs.String())
+		}
+	})
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

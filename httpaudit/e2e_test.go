@@ -425,3 +425,27 @@ func TestLostAcknowledgementNotAppendedTwice(t *testing.T) {
 		t.Errorf("%d events in the trail after %d lost answers, want 6", got, dropped)
 	}
 }
+
+// TestMemoryQueue: without a spool directory events wait in memory, in
+// the same order and with the same keys, while Custos is unreachable.
+func TestMemoryQueue(t *testing.T) {
+	srv := custostest.Start(t)
+	a := start(t, srv, httpaudit.Config{BatchSize: 2}, func(time.Duration) <-chan time.Time { return time.After(time.Millisecond) })
+	ts := httptest.NewServer(a.Handler(app()))
+	defer ts.Close()
+	srv.Stop()
+	for _, p := range notePaths(1, 5) {
+		do(t, ts.URL, call{method: "GET", path: p})
+	}
+	if err := a.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st.Delivered != 0 || st.Spooled != 5 {
+		t.Errorf("while down: %+v", st)
+	}
+	srv.Restart()
+	flush(t, a)
+	if diff := cmp.Diff(notePaths(1, 5), trailPaths(srv, "test-app")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

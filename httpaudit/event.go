@@ -55,7 +55,14 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 	if ann.patient != nil {
 		res.PatientID = *ann.patient
 	}
+	if res.Type == "" {
+		res.Type = firstSegment(r.URL.Path)
+	}
 	ev.ResourceType, ev.ResourceID, ev.PatientID = res.Type, res.ID, res.PatientID
+	if ann.action != "" && !ann.action.Valid() {
+		a.log.Warn("httpaudit: the handler set an action Custos does not know; recording the route's", "action", ann.action)
+		ann.action = ""
+	}
 	switch {
 	case ann.action != "":
 		action = ann.action
@@ -69,7 +76,7 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 	if status >= 400 {
 		ev.Outcome = custos.OutcomeFailure
 	}
-	ev.RequestPath = r.URL.Path
+	ev.RequestPath = r.URL.EscapedPath() // %00 and %0A stay escaped
 	if r.URL.RawQuery != "" {
 		ev.RequestPath += "?" + a.redactQuery(r.URL.RawQuery)
 	}
@@ -107,7 +114,7 @@ func requestID(r *http.Request) string {
 }
 
 func (a *Auditor) user(r *http.Request, ann *notes) *custos.User {
-	if ann.user != nil {
+	if ann.user != nil && ann.user.ID != "" {
 		return ann.user
 	}
 	if a.cfg.User != nil {
@@ -148,11 +155,15 @@ func (a *Auditor) resource(r *http.Request, m match) (Resource, custos.Action) {
 			return shapeResource(sh, r), ""
 		}
 	}
-	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return Resource{Type: firstSegment(r.URL.Path)}, ""
+}
+
+func firstSegment(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if seg == "" {
-		seg = "/"
+		return "/"
 	}
-	return Resource{Type: seg}, ""
+	return seg
 }
 
 func shapeResource(sh shape, r *http.Request) Resource {

@@ -21,10 +21,17 @@ type changeSrc struct {
 	method string
 }
 
+// maxHeldBodies bounds the request bytes held for the writer at once;
+// past it, a write's changes are computed on the request path instead.
+const maxHeldBodies = 16 << 20
+
 // resolve computes deferred changes.
 func (a *Auditor) resolve(it *item) {
 	if it.src != nil {
 		it.ev.Changes = a.changesFor(&it.src.n, it.src.body, it.src.method)
+		if it.src.body != nil {
+			a.held.Add(-int64(len(it.src.body.data)))
+		}
 		it.src = nil
 	}
 }
@@ -94,10 +101,16 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 		ev.BreakGlass, ev.BreakGlassReason = true, ann.breakGlass
 	}
 	if a.cfg.Expand == nil {
-		return []item{{ev: ev, src: src}}
+		it := item{ev: ev, src: src}
+		if src != nil && src.body != nil && a.held.Add(int64(len(src.body.data))) > maxHeldBodies {
+			a.resolve(&it) // the writer is behind: do not hold more
+		}
+		return []item{it}
 	}
-	first := item{ev: ev, src: src}
-	a.resolve(&first)
+	first := item{ev: ev}
+	if src != nil {
+		first.ev.Changes = a.changesFor(&src.n, src.body, src.method)
+	}
 	evs := a.cfg.Expand(r, first.ev)
 	items := make([]item, len(evs))
 	for i, e := range evs {

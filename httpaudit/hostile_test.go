@@ -12,7 +12,7 @@ import (
 )
 
 // TestHostileInputStillRecorded: control characters in the path, a link-
-// local peer with a zone, a handler naming a user without an id, empty or
+// local peer with a zone, a NUL in a JSON body, a handler naming a user without an id, empty or
 // too many roles, an unknown action or break-glass without a reason: every
 // request is still recorded, as an event Custos accepts, none dropped.
 func TestHostileInputStillRecorded(t *testing.T) {
@@ -45,6 +45,7 @@ func TestHostileInputStillRecorded(t *testing.T) {
 		httptest.NewRequest("GET", "/fhir/Patient/1?case=glass", nil),
 		httptest.NewRequest("GET", "/?case=resource", nil),
 		httptest.NewRequest("GET", "/"+strings.Repeat("x", 300), nil),
+		httptest.NewRequest("POST", "/fhir/Observation", strings.NewReader(`{"note":"a\u0000b"}`)),
 	}
 	reqs[0].RemoteAddr = "[fe80::1%eth0]:80"
 	reqs[1].Header.Set("User-Agent", strings.Repeat("é", 600))
@@ -56,6 +57,9 @@ func TestHostileInputStillRecorded(t *testing.T) {
 	}
 	if st := a.Stats(); st.Spooled != uint64(len(reqs)) || st.Dropped != 0 {
 		t.Fatalf("stats: %+v", st)
+	}
+	if held := a.held.Load(); held != 0 {
+		t.Errorf("%d body bytes still held after the writer took everything", held)
 	}
 	b, err := a.q.next()
 	if err != nil || b == nil {

@@ -139,6 +139,9 @@ func (a *Auditor) enqueue(items []item) {
 			a.queued.Add(1)
 		default:
 			a.dropped.Add(1)
+			if it.src != nil && it.src.body != nil {
+				a.held.Add(-int64(len(it.src.body.data)))
+			}
 		}
 	}
 }

@@ -163,3 +163,15 @@ func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, 
 func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
 	return query(ctx, s, "deliveries", store.DeliveryRowsQuery, store.ScanDeliveryRow)
 }
+
+// StateRecord returns the state record at index, or custos.ErrNotFound.
+func (s *Store) StateRecord(ctx context.Context, index uint64) (leaf.StateRecord, error) {
+	recs, err := query(ctx, s, "state record", fmt.Sprintf(store.StateRecordQuery, "$1"), store.ScanStateRecord, int64(index))
+	if err != nil {
+		return leaf.StateRecord{}, err
+	}
+	if len(recs) == 0 {
+		return leaf.StateRecord{}, custos.ErrNotFound
+	}
+	return recs[0], nil
+}

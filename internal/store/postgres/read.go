@@ -149,14 +149,7 @@ func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.Pa
 // Delivery returns the index of the first event of the request its
 // submitter sent with key, or custos.ErrNotFound.
 func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, error) {
-	rows, err := query(ctx, s, "delivery", store.DeliveryQuery, store.ScanIndex, submittedBy, key)
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) == 0 {
-		return 0, custos.ErrNotFound
-	}
-	return rows[0], nil
+	return store.One(query(ctx, s, "delivery", store.DeliveryQuery, store.ScanIndex, submittedBy, key))
 }
 
 // DeliveryRows returns the deliveries table in index order.
@@ -166,12 +159,5 @@ func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
 
 // StateRecord returns the state record at index, or custos.ErrNotFound.
 func (s *Store) StateRecord(ctx context.Context, index uint64) (leaf.StateRecord, error) {
-	recs, err := query(ctx, s, "state record", fmt.Sprintf(store.StateRecordQuery, "$1"), store.ScanStateRecord, int64(index))
-	if err != nil {
-		return leaf.StateRecord{}, err
-	}
-	if len(recs) == 0 {
-		return leaf.StateRecord{}, custos.ErrNotFound
-	}
-	return recs[0], nil
+	return store.One(query(ctx, s, "state record", fmt.Sprintf(store.StateRecordQuery, "$1"), store.ScanStateRecord, int64(index)))
 }

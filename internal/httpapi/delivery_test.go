@@ -146,4 +146,3 @@ func TestPlantedDeliveryRow(t *testing.T) {
 		t.Fatal("records were appended")
 	}
 }
-

@@ -75,6 +75,7 @@ func TestSpoolRecoversAfterACrash(t *testing.T) {
 	torn := appendRecord(nil, []byte(`{"i":5}`))
 	f.Write(torn[:len(torn)-3])
 	f.Close()
+	s.lock.Close() // the kernel releases a dead process's lock
 
 	s2, err := openSpool(dir, log)
 	if err != nil {
@@ -234,4 +235,24 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestSpoolIsOneProcess: a second Auditor cannot open a spool in use;
+// once the first closed it, it can.
+func TestSpoolIsOneProcess(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	s, err := openSpool(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(dir, log); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second open: %v", err)
+	}
+	s.close()
+	s2, err := openSpool(dir, log)
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	s2.close()
 }

@@ -256,3 +256,23 @@ func TestSpoolIsOneProcess(t *testing.T) {
 	}
 	s2.close()
 }
+
+// TestRefuseWhileTheWriterIsBehind: under RefuseRequests, a queue to the
+// writer with no room to spare refuses requests before their handler; under
+// DropNewest they are served.
+func TestRefuseWhileTheWriterIsBehind(t *testing.T) {
+	for policy, want := range map[FullPolicy]int{RefuseRequests: 503, DropNewest: 200} {
+		a, err := newAuditor(Config{Client: unreachable(), WhenFull: policy}, never)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close(canceled()) // the writer stops: nothing drains the queue
+		for len(a.in) < cap(a.in)-refuseMargin {
+			a.in <- item{}
+		}
+		h := a.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		if codes := serveN(t, h, 1); codes[0] != want {
+			t.Errorf("%v: %d, want %d", policy, codes[0], want)
+		}
+	}
+}

@@ -98,3 +98,57 @@ func Applied(rows Rows) (map[int]string, error) {
 	}
 	return m, nil
 }
+
+// readerOptional names the migrations a reader of an older store (verify,
+// and every read-only open) can do without: they only add a table that the
+// older release never wrote to, and the readers treat it as empty. A
+// read-only open of a store that lacks only these reads it as it is, and
+// compares its schema with the migrations it has; any other pending
+// migration still needs custos serve to apply it first.
+var readerOptional = map[string]bool{DeliveriesMigration: true}
+
+// DeliveriesMigration creates the deliveries table (idempotent delivery).
+const DeliveriesMigration = "0003_deliveries.sql"
+
+// ReadableWithout reports whether a reader can use a store whose pending
+// migrations are todo, and which of the optional ones it lacks.
+func ReadableWithout(todo []Migration) (lacking map[string]bool, ok bool) {
+	lacking = map[string]bool{}
+	for _, m := range todo {
+		if !readerOptional[m.Name] {
+			return nil, false
+		}
+		lacking[m.Name] = true
+	}
+	return lacking, true
+}
+
+// Without returns fsys with the files of dir named in skip hidden: the
+// migrations a store was made with, for the schema checks of a store opened
+// read-only that lacks some optional ones.
+func Without(fsys fs.FS, dir string, skip map[string]bool) fs.FS {
+	if len(skip) == 0 {
+		return fsys
+	}
+	return hiddenFS{fsys, dir, skip}
+}
+
+type hiddenFS struct {
+	fs.FS
+	dir  string
+	skip map[string]bool
+}
+
+func (h hiddenFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	ents, err := fs.ReadDir(h.FS, name)
+	if err != nil || name != h.dir {
+		return ents, err
+	}
+	out := ents[:0:0]
+	for _, e := range ents {
+		if !h.skip[e.Name()] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

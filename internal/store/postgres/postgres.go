@@ -71,6 +71,8 @@ type Store struct {
 	partMu sync.Mutex
 	parts  map[int64]bool
 	partTx map[pgx.Tx][]int64
+
+	lacking map[string]bool // optional migrations a read-only open found missing
 }
 
 var _ store.Store = (*Store)(nil)
@@ -200,9 +202,11 @@ func (s *Store) migrate(ctx context.Context, readOnly bool) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	if readOnly {
-		if len(todo) > 0 {
+		lacking, ok := store.ReadableWithout(todo)
+		if !ok {
 			return fmt.Errorf("postgres: the database needs migration %s; start custos serve once to apply it", todo[0].Name)
 		}
+		s.lacking = lacking
 		return nil
 	}
 	for _, m := range todo {

@@ -149,11 +149,17 @@ func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.Pa
 // Delivery returns the index of the first event of the request its
 // submitter sent with key, or custos.ErrNotFound.
 func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, error) {
+	if s.lacking[store.DeliveriesMigration] {
+		return 0, custos.ErrNotFound // a read-only open of a store older than idempotent delivery
+	}
 	return store.One(query(ctx, s, "delivery", store.DeliveryQuery, store.ScanIndex, submittedBy, key))
 }
 
 // DeliveryRows returns the deliveries table in index order.
 func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
+	if s.lacking[store.DeliveriesMigration] {
+		return nil, nil // a read-only open of a store older than idempotent delivery
+	}
 	return query(ctx, s, "deliveries", store.DeliveryRowsQuery, store.ScanDeliveryRow)
 }
 

@@ -36,7 +36,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 		return fmt.Errorf("postgres: check schema: %w", err)
 	}
 	defer tx.Rollback(ctx) // drops the scratch schema
-	p, err := checkSchema(ctx, tx)
+	p, err := checkSchema(ctx, tx, s.lacking)
 	if err != nil {
 		return fmt.Errorf("postgres: check schema: %w", err)
 	}
@@ -51,7 +51,9 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 const schemaMigrationsDDL = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)`
 
-func checkSchema(ctx context.Context, tx pgx.Tx) (*store.SchemaProblem, error) {
+// checkSchema compares the schema with the migrations, but those lacking
+// (optional ones a read-only open found missing).
+func checkSchema(ctx context.Context, tx pgx.Tx, lacking map[string]bool) (*store.SchemaProblem, error) {
 	// First, as an event trigger would fire on the scratch schema's DDL.
 	var evt, event string
 	err := tx.QueryRow(ctx, `SELECT evtname, evtevent FROM pg_event_trigger ORDER BY evtname LIMIT 1`).Scan(&evt, &event)
@@ -70,7 +72,7 @@ func checkSchema(ctx context.Context, tx pgx.Tx) (*store.SchemaProblem, error) {
 		return nil, fmt.Errorf("no schema of the search_path exists")
 	}
 	scratch := fmt.Sprintf("custos_schema_check_%016x", rand.Uint64())
-	if err := migrateScratch(ctx, tx, *ours, scratch); err != nil {
+	if err := migrateScratch(ctx, tx, *ours, scratch, lacking); err != nil {
 		return nil, err
 	}
 	want, err := readSchema(ctx, tx, scratch)
@@ -87,7 +89,7 @@ func checkSchema(ctx context.Context, tx pgx.Tx) (*store.SchemaProblem, error) {
 // migrateScratch creates the schema scratch, applies the migrations to it,
 // and creates there, the way the store does, the month partition of every
 // relation of schema ours named events_YYYY_MM.
-func migrateScratch(ctx context.Context, tx pgx.Tx, ours, scratch string) error {
+func migrateScratch(ctx context.Context, tx pgx.Tx, ours, scratch string, lacking map[string]bool) error {
 	rows, err := tx.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind NOT IN ('i', 'I') AND c.relname ~ '^events_[0-9]{4}_(0[1-9]|1[0-2])$'`, ours)
 	if err != nil {
@@ -97,7 +99,7 @@ func migrateScratch(ctx context.Context, tx pgx.Tx, ours, scratch string) error 
 	if err != nil {
 		return err
 	}
-	ms, err := store.LoadMigrations(migrationFS, "migrations")
+	ms, err := store.LoadMigrations(store.Without(migrationFS, "migrations", lacking), "migrations")
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func (s *Store) CheckStorageTypes(ctx context.Context) error {
 // from the ledger on the next start), naming the file in the SchemaProblem
 // that check returns for it.
 func (s *Store) checkFiles(ctx context.Context, check func(context.Context, *sql.DB, fs.FS, string) error) error {
-	if err := check(ctx, s.r, migrationFS, "migrations"); err != nil {
+	if err := check(ctx, s.r, s.migrations, "migrations"); err != nil {
 		return err
 	}
 	path := filepath.Join(filepath.Dir(s.path), IndexFileName)

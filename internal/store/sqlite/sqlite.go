@@ -58,6 +58,8 @@ type Store struct {
 	lock        *os.File          // the data folder's lock; nil when read-only
 	readOnly    bool
 	noIndex     bool // read-only without an index file: searches scan the ledger
+	migrations  fs.FS           // the ledger's migrations as this store has them
+	lacking     map[string]bool // optional migrations a read-only open found missing
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -100,7 +102,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	path := filepath.Join(dir, FileName)
-	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{}), readOnly: opt.ReadOnly}
+	s := &Store{path: path, log: opt.Logger, stop: make(chan struct{}), readOnly: opt.ReadOnly, migrations: migrationFS}
 	if opt.ReadOnly {
 		if err := s.openReadOnly(ctx, opt); err != nil {
 			return nil, err
@@ -228,7 +230,11 @@ func (s *Store) openReadOnly(ctx context.Context, opt Options) error {
 			var todo []store.Migration
 			todo, err = store.Pending(ms, applied)
 			if err == nil && len(todo) > 0 {
-				err = fmt.Errorf("sqlite: %s needs migration %s; start custos serve once to apply it", s.path, todo[0].Name)
+				if lacking, ok := store.ReadableWithout(todo); ok {
+					s.lacking, s.migrations = lacking, store.Without(migrationFS, "migrations", lacking)
+				} else {
+					err = fmt.Errorf("sqlite: %s needs migration %s; start custos serve once to apply it", s.path, todo[0].Name)
+				}
 			}
 		}
 	}

@@ -38,7 +38,7 @@ type TypeScan struct {
 // TypeScan returns a view of s that checks storage types as it scans. It
 // reads the columns of events and tree_nodes from the migrations.
 func (s *Store) TypeScan(ctx context.Context) (*TypeScan, error) {
-	ref, err := migratedDB(ctx, migrationFS, "migrations")
+	ref, err := migratedDB(ctx, s.migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}

@@ -120,9 +120,6 @@ func walkBundle(r io.Reader, max int) Patients {
 		}
 		return w.skip()
 	})
-	if err == errCapReached {
-		err = nil
-	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
@@ -132,8 +129,6 @@ func walkBundle(r io.Reader, max int) Patients {
 	w.out.Bundle, w.out.Err = true, err
 	return w.out
 }
-
-var errCapReached = errors.New("patient cap reached")
 
 // entry walks one Bundle.entry element: only its resource matters.
 func (w *walker) entry() error {
@@ -212,8 +207,8 @@ func (w *walker) add(id string) error {
 		return nil
 	}
 	if len(w.out.IDs) >= w.max {
-		w.out.Truncated = true
-		return errCapReached
+		w.out.Truncated = true // the walk goes on: resourceType may come last
+		return nil
 	}
 	w.seen[id] = true
 	w.out.IDs = append(w.out.IDs, id)

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/demo"
+)
+
+// recorder stands in for the audit middleware at its boundary: it builds
+// an event the way the middleware's hooks contract says (User before,
+// Expand after the handler) and keeps what Expand returns. The real
+// middleware is exercised end to end in internal/cli.
+type recorder struct {
+	p      *Proxy
+	mu     sync.Mutex
+	events []custos.EventInput
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+func (s *statusWriter) Flush()               { s.ResponseWriter.(http.Flusher).Flush() }
+
+func (rec *recorder) audit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		next.ServeHTTP(sw, r)
+		ev := custos.EventInput{Action: custos.ActionRead, ResourceType: "Patient", RequestMethod: r.Method,
+			RequestPath: r.URL.Path, StatusCode: sw.status}
+		if u, ok := rec.p.User(r); ok {
+			ev.User = &u
+		}
+		evs := rec.p.Expand(r, ev)
+		rec.mu.Lock()
+		rec.events = append(rec.events, evs...)
+		rec.mu.Unlock()
+	})
+}
+
+func newTestProxy(t *testing.T, upstream string, cfg Config) (*httptest.Server, *recorder) {
+	t.Helper()
+	u, _ := url.Parse(upstream)
+	cfg.Upstream = u
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{p: p}
+	srv := httptest.NewServer(p.Handler(rec.audit))
+	t.Cleanup(srv.Close)
+	return srv, rec
+}
+
+func get(t *testing.T, url string, header map[string]string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestSearchExpandsToPatients(t *testing.T) {
+	up := httptest.NewServer(demo.Handler("/fhir"))
+	defer up.Close()
+	srv, rec := newTestProxy(t, up.URL, Config{FHIRBase: "/fhir", MaxPatients: 2})
+	if resp, body := get(t, srv.URL+"/fhir/Observation?code=heart", nil); resp.StatusCode != 200 || !strings.Contains(body, "searchset") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var patients []string
+	for _, e := range rec.events[1:] {
+		patients = append(patients, e.PatientID)
+	}
+	if len(rec.events) != 3 || strings.Join(patients, ",") != "p-123,p-124" || !strings.Contains(string(rec.events[0].Changes), `"truncated":true`) {
+		t.Fatalf("%+v", rec.events)
+	}
+	rec.events = nil
+	get(t, srv.URL+"/fhir/Patient/p-123", nil) // a read, not a search: one event
+	if len(rec.events) != 1 || rec.events[0].Changes != nil {
+		t.Fatalf("%+v", rec.events)
+	}
+}
+
+func TestIsSearch(t *testing.T) {
+	p, _ := New(Config{Upstream: &url.URL{Scheme: "http", Host: "x"}, FHIRBase: "/fhir/"})
+	for target, want := range map[string]bool{
+		"GET /fhir/Patient?name=x": true, "GET /fhir/Patient": true, "POST /fhir/Patient/_search": true,
+		"GET /fhir/Patient/p-1/Observation": true, "GET /fhir?_type=Patient": true, "GET /fhir/?_type=Patient": true,
+		"GET /fhir/Patient/p-1": false, "POST /fhir/Patient": false, "GET /other/Patient": false, "GET /fhirPatient": false,
+		"GET /fhir/metadata": false, "DELETE /fhir/Patient": false,
+	} {
+		method, path, _ := strings.Cut(target, " ")
+		r := httptest.NewRequest(method, path, nil)
+		if got := p.isSearch(r); got != want {
+			t.Errorf("%s: %v, want %v", target, got, want)
+		}
+	}
+}
+
+func TestHeaderIdentityOnlyFromTrustedPeers(t *testing.T) {
+	var seen http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r.Header.Clone() }))
+	defer up.Close()
+	spoof := map[string]string{"X-User": "mallory", "X-Roles": "admin", "X-Forwarded-For": "198.51.100.1", "Forwarded": "for=198.51.100.1"}
+	untrusted, rec := newTestProxy(t, up.URL, Config{UserHeader: "X-User", RolesHeader: "X-Roles",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if resp, _ := get(t, untrusted.URL+"/x", spoof); resp.StatusCode != 401 {
+		t.Fatalf("no trusted identity: %d", resp.StatusCode)
+	}
+	if seen != nil {
+		t.Fatal("the upstream was reached")
+	}
+	if len(rec.events) != 1 || rec.events[0].User != nil || rec.events[0].StatusCode != 401 {
+		t.Fatalf("%+v", rec.events)
+	}
+	trusted, rec := newTestProxy(t, up.URL, Config{UserHeader: "X-User", RolesHeader: "X-Roles",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if resp, _ := get(t, trusted.URL+"/x", spoof); resp.StatusCode != 200 {
+		t.Fatalf("trusted: %d", resp.StatusCode)
+	}
+	if got := seen.Get("X-Forwarded-For"); got != "198.51.100.1, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q", got)
+	}
+	if u := rec.events[0].User; u == nil || u.ID != "mallory" || strings.Join(u.Roles, ",") != "admin" {
+		t.Errorf("user %+v", u)
+	}
+	anon, _ := newTestProxy(t, up.URL, Config{AllowAnonymous: true, UserHeader: "X-User",
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	seen = nil
+	if resp, _ := get(t, anon.URL+"/x", spoof); resp.StatusCode != 200 {
+		t.Fatalf("anonymous: %d", resp.StatusCode)
+	}
+	if seen.Get("X-User") != "" || seen.Get("Forwarded") != "" || seen.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("the upstream got what an untrusted peer sent: %v", seen)
+	}
+}
+
+func TestUpstreamDown(t *testing.T) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	up.Close()
+	srv, rec := newTestProxy(t, up.URL, Config{AllowAnonymous: true})
+	resp, body := get(t, srv.URL+"/Patient/p-1", nil)
+	var pb problemBody
+	json.Unmarshal([]byte(body), &pb)
+	if resp.StatusCode != 502 || resp.Header.Get("Content-Type") != "application/problem+json" || pb.Status != 502 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if len(rec.events) != 1 || rec.events[0].Outcome != custos.OutcomeFailure || rec.events[0].StatusCode != 502 {
+		t.Fatalf("%+v", rec.events)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/custos-audit/custos"
 )
@@ -120,6 +121,22 @@ func (c *Client) InclusionProof(ctx context.Context, index, treeSize uint64) (*P
 	var p Proof
 	err := c.do(ctx, http.MethodGet, path, "", nil, &p)
 	return &p, err
+}
+
+// ActiveBlock is a block in force: an address range and when it ends.
+type ActiveBlock struct {
+	CIDR         string    `json:"cidr"`
+	BlockedUntil time.Time `json:"blocked_until"`
+}
+
+// ActiveBlocks lists the blocks in force (permission blocks:check), for
+// programs that refuse blocked addresses themselves.
+func (c *Client) ActiveBlocks(ctx context.Context) ([]ActiveBlock, error) {
+	var out struct {
+		Items []ActiveBlock `json:"items"`
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/blocks/active", "", nil, &out)
+	return out.Items, err
 }
 
 func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, out any) error {

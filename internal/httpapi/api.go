@@ -180,6 +180,7 @@ func (a *API) routes() []route {
 		{"POST /v1/blocks", custos.PermBlocksManage, a.createBlock},
 		{"DELETE /v1/blocks/{id}", custos.PermBlocksManage, a.liftBlock},
 		{"GET /v1/blocks/check", custos.PermBlocksCheck, a.checkBlock},
+		{"GET /v1/blocks/active", custos.PermBlocksCheck, a.activeBlocks},
 		{"POST /v1/login", permOpen, a.login},
 		{"POST /v1/logout", permAuthenticated, a.logout},
 		{"GET /v1/me", permAuthenticated, a.me},

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -248,6 +250,30 @@ func (a *API) checkBlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"blocked": true, "block": b})
+}
+
+// activeBlock is a block in force as the middleware and the proxy see it:
+// the range and its end, never the reason or who set it.
+type activeBlock struct {
+	CIDR         string `json:"cidr"`
+	BlockedUntil string `json:"blocked_until"`
+}
+
+// activeBlocks lists the blocks in force, for callers that hold only
+// blocks:check and refresh a local copy (the middleware, the proxy).
+func (a *API) activeBlocks(w http.ResponseWriter, r *http.Request) {
+	if !a.monitoring(w, r) {
+		return
+	}
+	if params := slices.Sorted(maps.Keys(r.URL.Query())); len(params) > 0 {
+		a.problem(w, r, invalidField(params[0], "is not a parameter of this list"))
+		return
+	}
+	items := make([]activeBlock, 0)
+	for _, b := range a.mon.Blocks(true) {
+		items = append(items, activeBlock{CIDR: b.CIDR, BlockedUntil: b.BlockedUntil})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
 }
 
 // wakeMonitor tells the monitor that records were just committed.

@@ -17,6 +17,7 @@ import (
 	"github.com/custos-audit/custos/internal/monitor"
 	"github.com/custos-audit/custos/internal/rules"
 	"github.com/custos-audit/custos/internal/store"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -167,5 +168,36 @@ func TestSecurityRoutes(t *testing.T) {
 	// An ingest key cannot manage blocks; the refusal is recorded.
 	if r := e.call("POST", "/v1/blocks", ingest, `{"ip":"198.51.100.9","reason":"x","duration":"1h"}`); r.code != 403 {
 		t.Errorf("an ingest key blocking: %d", r.code)
+	}
+}
+
+// TestActiveBlocks: an application's key (blocks:check) lists the blocks in
+// force, ranges and ends only; a lifted block leaves the list; a stranger
+// parameter is refused naming it; a key without blocks:check is refused.
+func TestActiveBlocks(t *testing.T) {
+	e, _ := newMonitoredEnv(t)
+	ingest := e.key(custos.RoleIngestService)
+	var b monitor.Block
+	e.want(201, "POST", "/v1/blocks", adminToken, `{"cidr":"198.51.100.0/24","reason":"scanner","duration":"2h"}`, &b)
+	var lifted monitor.Block
+	e.want(201, "POST", "/v1/blocks", adminToken, `{"ip":"203.0.113.9","reason":"mistake","duration":"1h"}`, &lifted)
+	e.want(200, "DELETE", "/v1/blocks/"+lifted.ID+"?note=wrong", adminToken, "", &lifted)
+
+	var list struct {
+		Items []map[string]string `json:"items"`
+	}
+	r := e.want(200, "GET", "/v1/blocks/active", ingest, "", &list)
+	want := []map[string]string{{"cidr": "198.51.100.0/24", "blocked_until": b.BlockedUntil}}
+	if diff := cmp.Diff(want, list.Items); diff != "" {
+		t.Errorf("active blocks (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(r.body), "scanner") {
+		t.Errorf("the list carries a reason: %s", r.body)
+	}
+	if r := e.call("GET", "/v1/blocks/active?cidr=x", ingest, ""); r.code != 400 || !strings.Contains(string(r.body), `"field":"cidr"`) {
+		t.Errorf("an unknown parameter: %d %s", r.code, r.body)
+	}
+	if r := e.call("GET", "/v1/blocks/active", e.key(custos.RoleAuditor), ""); r.code != 403 {
+		t.Errorf("an auditor's key: %d %s", r.code, r.body)
 	}
 }

@@ -1,0 +1,271 @@
+package httpaudit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/client"
+)
+
+// maxSegmentBytes seals a segment before a batch could outgrow what
+// Custos takes in one request (16 MiB by default).
+const maxSegmentBytes = 4 << 20
+
+// writeLoop moves events from the request path to the spool: it drains
+// what is queued, validates, encodes and appends it in one write, and
+// seals the segment after BatchSize events, maxSegmentBytes, or
+// FlushInterval after its first event.
+func (a *Auditor) writeLoop() {
+	defer a.wg.Done()
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
+			timer, timerC = nil, nil
+		}
+	}
+	var buf []custos.EventInput
+	drain := func() {
+		for len(buf) < 4096 {
+			select {
+			case ev := <-a.in:
+				buf = append(buf, ev)
+			default:
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case ev := <-a.in:
+			buf = append(buf[:0], ev)
+			drain()
+			a.write(buf)
+			if a.q.openEvents() >= a.cfg.BatchSize || a.q.openBytes() >= maxSegmentBytes {
+				stopTimer()
+				a.seal()
+			} else if timer == nil && a.q.openEvents() > 0 {
+				timer = time.NewTimer(a.cfg.FlushInterval)
+				timerC = timer.C
+			}
+		case <-timerC:
+			timer, timerC = nil, nil
+			a.seal()
+		case done := <-a.flushReq:
+			for {
+				buf = buf[:0]
+				drain()
+				if len(buf) == 0 {
+					break
+				}
+				a.write(buf)
+			}
+			stopTimer()
+			a.seal()
+			close(done)
+		case <-a.quit:
+			stopTimer()
+			return
+		}
+	}
+}
+
+// write validates and spools events; what is invalid or does not fit is
+// dropped and counted.
+func (a *Auditor) write(evs []custos.EventInput) {
+	recs := make([][]byte, 0, len(evs))
+	size := a.q.bytes()
+	for i := range evs {
+		clip(&evs[i])
+		e := evs[i].Event()
+		if err := e.Normalize(custos.DefaultLimits, ""); err != nil {
+			a.dropped.Add(1)
+			a.log.Error("httpaudit: dropping an event Custos would refuse", "err", err)
+			continue
+		}
+		rec, err := json.Marshal(&evs[i])
+		if err != nil {
+			a.dropped.Add(1)
+			continue
+		}
+		if size+int64(len(rec)+recHeader) > a.cfg.SpoolMaxBytes {
+			a.dropped.Add(1)
+			a.setFull()
+			continue
+		}
+		size += int64(len(rec) + recHeader)
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	if err := a.q.append(recs); err != nil {
+		a.dropped.Add(uint64(len(recs)))
+		a.log.Error("httpaudit: the spool refused events", "events", len(recs), "err", err)
+		return
+	}
+	a.spooled.Add(uint64(len(recs)))
+}
+
+func (a *Auditor) seal() {
+	if err := a.q.seal(); err != nil {
+		a.log.Error("httpaudit: sealing a batch", "err", err)
+	}
+	a.signal()
+}
+
+// setFull marks the spool full and, once per episode, tells the
+// application.
+func (a *Auditor) setFull() {
+	if !a.full.CompareAndSwap(false, true) {
+		return
+	}
+	st := a.spoolStats()
+	a.log.Warn("httpaudit: the spool is full", "bytes", st.Bytes, "max_bytes", st.MaxBytes, "policy", a.cfg.WhenFull)
+	if a.cfg.OnSpoolFull != nil {
+		go a.cfg.OnSpoolFull(st)
+	}
+}
+
+// clearFull ends the episode once the spool drained below 90% of its bound.
+func (a *Auditor) clearFull() {
+	if a.full.Load() && a.q.bytes() <= a.cfg.SpoolMaxBytes/10*9 {
+		a.full.Store(false)
+	}
+}
+
+// clip cuts text fields to what Custos takes, so that a long user agent or
+// path never makes a whole batch invalid.
+func clip(ev *custos.EventInput) {
+	for _, f := range []struct {
+		name string
+		s    *string
+	}{{"resource_type", &ev.ResourceType}, {"resource_id", &ev.ResourceID}, {"patient_id", &ev.PatientID},
+		{"user_agent", &ev.UserAgent}, {"request_path", &ev.RequestPath}, {"source", &ev.Source}} {
+		*f.s = custos.Clip(*f.s, custos.MaxLength(f.name))
+	}
+	if ev.User != nil {
+		ev.User.ID = custos.Clip(ev.User.ID, custos.MaxLength("user.id"))
+		ev.User.Name = custos.Clip(ev.User.Name, 255)
+		if ev.User.Roles == nil {
+			ev.User.Roles = []string{}
+		}
+	}
+	ev.RequestID = custos.Clip(ev.RequestID, 128)
+	ev.SessionID = custos.Clip(ev.SessionID, 128)
+	ev.PurposeOfUse = custos.Clip(ev.PurposeOfUse, 100)
+	ev.BreakGlassReason = custos.Clip(ev.BreakGlassReason, 500)
+}
+
+// deliverLoop sends sealed batches in order, each with its key, and
+// removes one only after Custos acknowledged it. While Custos is
+// unreachable it waits RetryMin, doubling up to RetryMax, between tries.
+func (a *Auditor) deliverLoop() {
+	defer a.wg.Done()
+	wait := a.cfg.RetryMin
+	for {
+		b, err := a.q.next()
+		if err == nil && b == nil {
+			select {
+			case <-a.wake:
+				continue
+			case <-a.quit:
+				return
+			}
+		}
+		if err == nil {
+			err = a.send(b)
+		}
+		switch {
+		case err == nil:
+			if rerr := a.q.remove(b); rerr != nil {
+				a.log.Error("httpaudit: removing a delivered batch", "err", rerr)
+			}
+			a.delivered.Add(uint64(len(b.recs)))
+			a.lastErr.Store(nil)
+			wait = a.cfg.RetryMin
+			a.clearFull()
+			a.notifyChanged()
+			continue
+		case permanent(err):
+			a.log.Error("httpaudit: Custos refused a batch as invalid; setting it aside in the spool", "events", len(b.recs), "err", err)
+			if rerr := a.q.setAside(b); rerr != nil {
+				a.log.Error("httpaudit: setting a batch aside", "err", rerr)
+			}
+			a.rejected.Add(uint64(len(b.recs)))
+			a.clearFull()
+			a.notifyChanged()
+			continue
+		}
+		msg := err.Error()
+		a.lastErr.Store(&msg)
+		a.log.Warn("httpaudit: delivery failed; retrying", "pending", a.q.pending(), "retry_in", wait, "err", err)
+		select {
+		case <-a.after(wait):
+		case <-a.quit:
+			return
+		}
+		wait = min(2*wait, a.cfg.RetryMax)
+	}
+}
+
+// send delivers one batch under its key.
+func (a *Auditor) send(b *batch) error {
+	evs := make([]custos.EventInput, len(b.recs))
+	for i, rec := range b.recs {
+		if err := json.Unmarshal(rec, &evs[i]); err != nil {
+			return &client.Error{Status: http.StatusUnprocessableEntity, Title: "undecodable spool record", Detail: err.Error()}
+		}
+	}
+	ctx, cancel := context.WithTimeout(a.run, 30*time.Second)
+	defer cancel()
+	receipts, err := appendKeyed(ctx, a.cfg.Client, b.key, evs)
+	if err == nil && len(receipts) != len(evs) {
+		err = fmt.Errorf("httpaudit: %d receipts for %d events", len(receipts), len(evs))
+	}
+	return err
+}
+
+// deliverNow sends events at once, outside the spool (fail-closed routes):
+// two tries under one key, within ctx.
+func (a *Auditor) deliverNow(ctx context.Context, evs []custos.EventInput) error {
+	for i := range evs {
+		clip(&evs[i])
+	}
+	key := newKey()
+	var err error
+	for range 2 {
+		var receipts []custos.Receipt
+		receipts, err = appendKeyed(ctx, a.cfg.Client, key, evs)
+		if err == nil && len(receipts) == len(evs) {
+			a.delivered.Add(uint64(len(evs)))
+			return nil
+		}
+		if err == nil || permanent(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = errors.New("httpaudit: receipts missing")
+	}
+	return err
+}
+
+// permanent reports an error that retrying the same batch cannot cure: the
+// batch itself is invalid.
+func permanent(err error) bool {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		switch ce.Status {
+		case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package httpaudit
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/custos-audit/custos"
+)
+
+// build makes the request's event once the handler returned (or the
+// middleware answered for it), and hands it to Expand.
+func (a *Auditor) build(r *http.Request, rq *request, status int) []custos.EventInput {
+	ann := rq.ann.snapshot()
+	start := rq.start
+	ev := custos.EventInput{OccurredAt: &start, Source: a.cfg.Source, UserAgent: r.UserAgent(),
+		RequestMethod: r.Method, StatusCode: status, RequestID: requestID(r)}
+	if rq.ip.IsValid() {
+		ev.IPAddress = rq.ip.String()
+	}
+	if a.cfg.SessionID != nil {
+		ev.SessionID = a.cfg.SessionID(r)
+	}
+	ev.User = a.user(r, &ann)
+
+	res, action := a.resource(r, rq.m)
+	if ann.resType != "" {
+		res.Type = ann.resType
+	}
+	if ann.resID != nil {
+		res.ID = *ann.resID
+	}
+	if ann.patient != nil {
+		res.PatientID = *ann.patient
+	}
+	ev.ResourceType, ev.ResourceID, ev.PatientID = res.Type, res.ID, res.PatientID
+	switch {
+	case ann.action != "":
+		action = ann.action
+	case rq.m.route != nil && rq.m.route.Action != "":
+		action = rq.m.route.Action
+	case action == "":
+		action = methodAction(r.Method)
+	}
+	ev.Action = action
+	ev.Outcome = custos.OutcomeSuccess
+	if status >= 400 {
+		ev.Outcome = custos.OutcomeFailure
+	}
+	ev.RequestPath = r.URL.Path
+	if r.URL.RawQuery != "" {
+		ev.RequestPath += "?" + a.redactQuery(r.URL.RawQuery)
+	}
+	switch action {
+	case custos.ActionCreate, custos.ActionUpdate, custos.ActionDelete, custos.ActionImport:
+		ev.Changes = a.changesFor(&ann, rq.body, r.Method)
+	default:
+		if ann.changes != nil {
+			ev.Changes = a.changesFor(&ann, nil, r.Method)
+		}
+	}
+	ev.PurposeOfUse = ann.purpose
+	if ann.breakGlass != "" {
+		ev.BreakGlass, ev.BreakGlassReason = true, ann.breakGlass
+	}
+	if a.cfg.Expand != nil {
+		return a.cfg.Expand(r, ev)
+	}
+	return []custos.EventInput{ev}
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		return id
+	}
+	return r.Header.Get("X-Correlation-Id")
+}
+
+func (a *Auditor) user(r *http.Request, ann *Annotations) *custos.User {
+	if ann.user != nil {
+		return ann.user
+	}
+	if a.cfg.User != nil {
+		if u, ok := a.cfg.User(r); ok && u.ID != "" {
+			return &u
+		}
+	}
+	return &custos.User{ID: Unauthenticated, Roles: []string{}}
+}
+
+// resource names what the request touched, in order of precedence: the
+// application's Resource function, a configured route, a FHIR path, the
+// pattern the application's ServeMux matched, the first path segment.
+func (a *Auditor) resource(r *http.Request, m match) (Resource, custos.Action) {
+	if a.cfg.Resource != nil {
+		if res, ok := a.cfg.Resource(r); ok {
+			return res, ""
+		}
+	}
+	if m.route != nil && m.shape.typ != "" {
+		return shapeResource(m.shape, m.req), ""
+	}
+	if base := a.cfg.FHIRBase; base != "" {
+		if rest, ok := underBase(r.URL.Path, base); ok {
+			if fr, ok := parseFHIR(rest, r.URL.Query()); ok {
+				if r.Method == http.MethodPost && (fr.Search || strings.HasSuffix(rest, "/_search")) {
+					if strings.HasSuffix(rest, "/_search") {
+						return fr.Resource, custos.ActionRead
+					}
+					fr.Search = false // POST Type is a create
+				}
+				return fr.Resource, fr.action
+			}
+		}
+	}
+	if r.Pattern != "" {
+		if sh := a.routes.appShape(r.Pattern); sh.typ != "" {
+			return shapeResource(sh, r), ""
+		}
+	}
+	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	if seg == "" {
+		seg = "/"
+	}
+	return Resource{Type: seg}, ""
+}
+
+func shapeResource(sh shape, r *http.Request) Resource {
+	res := Resource{Type: sh.typ}
+	if sh.idParam != "" {
+		res.ID = r.PathValue(sh.idParam)
+	}
+	if sh.patientParam != "" {
+		res.PatientID = r.PathValue(sh.patientParam)
+	}
+	if res.PatientID == "" && isPatientWord(sh.typ) {
+		res.PatientID = res.ID
+	}
+	return res
+}
+
+func underBase(path, base string) (string, bool) {
+	if base == "/" {
+		return path, true
+	}
+	base = strings.TrimSuffix(base, "/")
+	rest, ok := strings.CutPrefix(path, base)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
+}

@@ -45,7 +45,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; block: time from a fifth failed login to the 403")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; proxy: requests/s through custos proxy vs its upstream alone, every event counted; block: time from a fifth failed login to the 403")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
@@ -95,8 +95,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = c.blockLatency(ctx, stdout)
 	case "fhir":
 		err = c.fhirIngest(ctx, cl, hc, stdout)
+	case "proxy":
+		err = c.proxyOverhead(ctx, stdout, stderr)
 	default:
-		err = fmt.Errorf("--mode %q: want ingest, query, fhir, fhir-query, authorize or block", c.mode)
+		err = fmt.Errorf("--mode %q: want ingest, query, fhir, fhir-query, authorize, proxy or block", c.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos bench:", err)

@@ -67,6 +67,9 @@ func (p *Proxy) Expand(r *http.Request, ev custos.EventInput) []custos.EventInpu
 	out := make([]custos.EventInput, 0, 1+len(res.IDs))
 	out = append(out, ev)
 	for _, id := range res.IDs {
+		if id == ev.PatientID {
+			continue // the search's own event names this patient already (a compartment search)
+		}
 		e := ev
 		e.Changes, e.PatientID = nil, id
 		switch ev.ResourceType {

@@ -35,6 +35,7 @@ type benchConfig struct {
 	denyShare                  float64
 	rounds                     int
 	monitor                    bool
+	inProc                     bool // the server runs in this process
 	hc                         *http.Client
 }
 
@@ -139,7 +140,7 @@ func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), err
 		cleanup()
 		return nil, err
 	}
-	c.url = srv.url
+	c.url, c.inProc = srv.url, true
 	fmt.Fprintf(stderr, "bench: in-process server at %s on %s\n", c.url, c.data)
 	return func() { srv.shutdown(); cleanup() }, nil
 }

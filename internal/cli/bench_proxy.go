@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/custos-audit/custos/client"
@@ -94,15 +95,23 @@ func (c *benchConfig) proxyOverhead(ctx context.Context, stdout, stderr io.Write
 	fmt.Fprintf(stdout, "custos bench --mode proxy: GET /fhir/Patient/{id} of a trivial upstream, alone then through custos proxy, concurrency %d, %s per phase\n",
 		c.concurrency, c.duration)
 	fmt.Fprintln(stdout, "(Custos, the proxy, the upstream and this load generator all share this machine)")
+	cpu0 := cpuTime()
 	alone := bench.Run(ctx, "upstream", bench.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.duration, Do: get(upstream)})
 	alone.Queries = true
+	cpu1 := cpuTime()
 	fmt.Fprintln(stdout, alone)
 	through := bench.Run(ctx, "proxy", bench.Load{Concurrency: c.concurrency, Rate: c.rate, Duration: c.duration, Do: get(px.url)})
 	through.Queries = true
+	cpu2 := cpuTime()
 	fmt.Fprintln(stdout, through)
-	if alone.Rate() > 0 {
+	if alone.Rate() > 0 && alone.Requests > 0 && through.Requests > 0 {
+		perAlone := (cpu1 - cpu0) / time.Duration(alone.Requests)
+		perThrough := (cpu2 - cpu1) / time.Duration(through.Requests)
 		fmt.Fprintf(stdout, "ratio     proxy / upstream alone = %.2f (requests/s); latency p50 %s vs %s\n",
 			through.Rate()/alone.Rate(), through.Percentile(50).Round(time.Microsecond), alone.Percentile(50).Round(time.Microsecond))
+		fmt.Fprintf(stdout, "cpu       this process used %s per request through the proxy (load generator, proxy, upstream%s), %s alone; %.1f and %.1f cores busy on average\n",
+			perThrough.Round(time.Microsecond), c.inProcess(), perAlone.Round(time.Microsecond),
+			float64(cpu2-cpu1)/float64(through.Elapsed), float64(cpu1-cpu0)/float64(alone.Elapsed))
 	}
 	// Closing the proxy sends every event it still holds; then count them.
 	stats := px.auditor.Stats()
@@ -120,6 +129,23 @@ func (c *benchConfig) proxyOverhead(ctx context.Context, stdout, stderr io.Write
 		return fmt.Errorf("%d proxied requests answered 200, but %d events in Custos", through.Events, n)
 	}
 	return nil
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// inProcess names Custos among the process's parts when it runs in it.
+func (c *benchConfig) inProcess() string {
+	if c.inProc {
+		return ", Custos recording the events"
+	}
+	return ""
 }
 
 // countEvents counts the events of one user, page by page.

@@ -56,7 +56,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.maxBody, "max-body", 10<<20, "request body limit in bytes: larger bodies get 413")
 	fs.IntVar(&c.maxPatients, "max-patients", 1000, "distinct patients recorded per search response (IHE BALP); more are noted as truncated")
 	fs.IntVar(&c.batchSize, "batch-size", 500, "events sent to Custos per request at most")
-	fs.DurationVar(&c.flushInterval, "flush-interval", 20*time.Millisecond, "longest an event waits to be sent in a batch")
+	fs.DurationVar(&c.flushInterval, "flush-interval", 100*time.Millisecond, "longest an event waits in the spool before it is sent, in a batch")
 	fs.DurationVar(&c.blockRefresh, "block-refresh", time.Second, "how often the blocked addresses are fetched from Custos (the key needs blocks:check); 0 checks none")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", time.Minute, "longest wait for the upstream's response headers")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Minute, "longest time to send one response (streams included)")

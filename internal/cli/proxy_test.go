@@ -320,6 +320,17 @@ func TestProxySearchBALP(t *testing.T) {
 	if got := who("p-124"); len(got) != 2 || !strings.HasPrefix(got[0], "GET /fhir/Observation") || !strings.HasPrefix(got[1], "GET /fhir/Patient") {
 		t.Errorf("who saw p-124: %v", got)
 	}
+	var search []custos.Event
+	for _, p := range []string{"p-123", "p-124"} {
+		for _, e := range events(t, custosURL, url.Values{"patient_id": {p}}) {
+			if e.RequestPath == "/fhir/Patient?name=doe" {
+				search = append(search, e)
+			}
+		}
+	}
+	if len(search) != 2 || search[0].RequestID == "" || search[0].RequestID != search[1].RequestID {
+		t.Errorf("the events of one search do not share a request id: %+v", search)
+	}
 	if got := who("p-125"); len(got) != 1 || got[0] != "POST /fhir/Patient/_search" {
 		t.Errorf("who saw p-125: %v", got)
 	}

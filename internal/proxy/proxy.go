@@ -31,6 +31,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -155,6 +157,9 @@ func newTransport(headerTimeout time.Duration) *http.Transport {
 func (p *Proxy) Handler(audit func(http.Handler) http.Handler) http.Handler {
 	audited := audit(http.HandlerFunc(p.serve))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Request-Id") == "" && r.Header.Get("X-Correlation-Id") == "" {
+			r.Header.Set("X-Request-Id", newRequestID()) // the middleware records it; the upstream gets it
+		}
 		st := &request{search: p.isSearch(r)}
 		p.authenticate(r, st)
 		audited.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, st)))
@@ -249,6 +254,13 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	p.log.Warn("upstream did not answer", "method", r.Method, "error", err.Error())
 	writeProblem(w, http.StatusBadGateway, "the upstream application did not answer", nil)
+}
+
+// newRequestID returns 16 random hex digits.
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // slogWriter carries ReverseProxy's own log lines to slog.

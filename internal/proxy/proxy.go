@@ -186,9 +186,35 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBody)
 		}
-		p.rp.ServeHTTP(w, r)
+		p.rp.ServeHTTP(&flushWriter{ResponseWriter: w}, r)
 	}
 }
+
+// flushWriter passes on every flush ReverseProxy makes but one: the flush
+// of the headers alone, before any body, of a response whose length is
+// known. Such a response is not a stream, and its headers then leave with
+// its body in one write instead of two. Streams (no length) are flushed
+// as before: headers at once, then after every write.
+type flushWriter struct {
+	http.ResponseWriter
+	wrote bool // some body was written; ReverseProxy serializes Write and Flush
+}
+
+func (f *flushWriter) Write(b []byte) (int, error) {
+	f.wrote = true
+	return f.ResponseWriter.Write(b)
+}
+
+// FlushError is what http.ResponseController calls.
+func (f *flushWriter) FlushError() error {
+	if !f.wrote && f.Header().Get("Content-Length") != "" {
+		return nil
+	}
+	return http.NewResponseController(f.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the writer beneath (hijacking for upgrades).
+func (f *flushWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 
 // rewrite builds the upstream request. X-Forwarded-For is the chain a
 // trusted peer sent plus the peer; from any other peer it is the peer

@@ -71,6 +71,18 @@ type Disclosure struct {
 	Purpose   string `json:"purpose,omitempty"`
 }
 
+// Delivery identifies the request that brought an event, when its sender gave
+// an idempotency key: a retry of that request is answered with the original
+// receipts instead of being appended again. The server sets it on the first
+// event of such a request; clients never send it in a body. Digest is the
+// SHA-256 of the request body (lowercase hex) and Count the number of events
+// the request carried, so a retry is recognised exactly.
+type Delivery struct {
+	Key    string `json:"key"`
+	Digest string `json:"digest"`
+	Count  int    `json:"count"`
+}
+
 // Original is a record exactly as it was received in another format (a FHIR
 // AuditEvent, a DICOM audit message), kept in the leaf so that reading it
 // back is lossless.
@@ -108,6 +120,7 @@ type Event struct {
 	BreakGlassReason string          `json:"break_glass_reason"`
 	Disclosure       *Disclosure     `json:"disclosure,omitempty"`
 	Original         *Original       `json:"original,omitempty"`
+	Delivery         *Delivery       `json:"delivery,omitempty"`
 
 	// LeafVersion is the leaf encoding the event was hashed with: 1 for
 	// events written before submitters were recorded, 2 since.

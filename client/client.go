@@ -75,6 +75,32 @@ func (c *Client) AppendRaw(ctx context.Context, contentType string, body []byte)
 	return out.Receipts, err
 }
 
+// AppendKeyed sends events with an idempotency key: sent again with the same
+// key and the same events (after a timeout, a lost answer, a restart), it
+// answers the receipts of the first request that committed, and the events
+// are not appended twice. The same key with other events is refused (409).
+// Keys are 1 to 128 printable ASCII characters and belong to the token that
+// sent them; a random one per batch (for example 16 random bytes in hex) is
+// right.
+func (c *Client) AppendKeyed(ctx context.Context, key string, events []custos.EventInput) ([]custos.Receipt, error) {
+	body, err := json.Marshal(events)
+	if err != nil {
+		return nil, fmt.Errorf("custos: encode events: %w", err)
+	}
+	return c.AppendRawKeyed(ctx, key, "application/json", body)
+}
+
+// AppendRawKeyed is AppendRaw with an idempotency key (see AppendKeyed). A
+// retry must send the same bytes: the server recognises a request by the
+// digest of its body.
+func (c *Client) AppendRawKeyed(ctx context.Context, key, contentType string, body []byte) ([]custos.Receipt, error) {
+	var out struct {
+		Receipts []custos.Receipt `json:"receipts"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/events", contentType, body, &out, "Idempotency-Key", key)
+	return out.Receipts, err
+}
+
 // Page is one page of events.
 type Page struct {
 	Items      []custos.Event `json:"items"`
@@ -139,7 +165,8 @@ func (c *Client) ActiveBlocks(ctx context.Context) ([]ActiveBlock, error) {
 	return out.Items, err
 }
 
-func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, out any) error {
+// do sends one request; hdr holds further header names and values, in pairs.
+func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, out any, hdr ...string) error {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -151,6 +178,9 @@ func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -17,7 +17,12 @@ type ctxKey struct{}
 // method is safe for concurrent use and does nothing on a nil
 // *Annotations, so a handler may call them outside the middleware.
 type Annotations struct {
-	mu         sync.Mutex
+	mu sync.Mutex
+	notes
+}
+
+// notes are the annotations' values.
+type notes struct {
 	user       *custos.User
 	patient    *string
 	resType    string
@@ -85,11 +90,10 @@ func (a *Annotations) SetPurposeOfUse(p string) { a.set(func() { a.purpose = p }
 func (a *Annotations) SetBreakGlass(reason string) { a.set(func() { a.breakGlass = reason }) }
 
 // snapshot copies the annotations once the handler returned.
-func (a *Annotations) snapshot() Annotations {
+func (a *Annotations) snapshot() notes {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Annotations{user: a.user, patient: a.patient, resType: a.resType, resID: a.resID, previous: a.previous,
-		current: a.current, changes: a.changes, action: a.action, purpose: a.purpose, breakGlass: a.breakGlass}
+	return a.notes
 }
 
 // Attribute wraps the handlers behind the application's authentication

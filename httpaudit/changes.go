@@ -152,7 +152,7 @@ func bodyNote(kind string, b *body) map[string]any {
 // the previous state to the new one, or the request body; always redacted.
 // Bodies that are not JSON, are malformed or were cut are described, never
 // recorded: their fields cannot be redacted.
-func (a *Auditor) changesFor(ann *Annotations, b *body, method string) json.RawMessage {
+func (a *Auditor) changesFor(ann *notes, b *body, method string) json.RawMessage {
 	if ann.changes != nil {
 		v, err := decodeJSON(ann.changes)
 		if err != nil {
@@ -197,9 +197,9 @@ func (a *Auditor) changesFor(ann *Annotations, b *body, method string) json.RawM
 	if !hasNew && method != http.MethodDelete {
 		return nil
 	}
-	ops := diff(nil, prev, newState, nil)
-	for _, op := range ops {
-		a.redactOp(op)
+	ops := diff(nil, prev, newState, []patchOp{})
+	for i := range ops {
+		a.redactOp(&ops[i])
 	}
 	return a.encodeChanges(ops)
 }
@@ -229,7 +229,45 @@ func (a *Auditor) encodeChanges(v any) json.RawMessage {
 
 // patchOp is one change: a JSON Patch (RFC 6902) operation that also
 // carries the old value.
-type patchOp map[string]any
+type patchOp struct {
+	op, path         string
+	old, value       any
+	hasOld, hasValue bool
+}
+
+func (p patchOp) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"op":`)
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(p.op)
+	b.WriteString(`,"path":`)
+	enc.Encode(p.path)
+	if p.hasOld {
+		b.WriteString(`,"old":`)
+		if err := enc.Encode(p.old); err != nil {
+			return nil, err
+		}
+	}
+	if p.hasValue {
+		b.WriteString(`,"value":`)
+		if err := enc.Encode(p.value); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func opRemove(path string, old any) patchOp {
+	return patchOp{op: "remove", path: path, old: old, hasOld: true}
+}
+func opAdd(path string, v any) patchOp {
+	return patchOp{op: "add", path: path, value: v, hasValue: true}
+}
+func opReplace(path string, old, v any) patchOp {
+	return patchOp{op: "replace", path: path, old: old, value: v, hasOld: true, hasValue: true}
+}
 
 // diff lists the operations from a to b, at JSON Pointer path.
 func diff(path []string, a, b any, out []patchOp) []patchOp {
@@ -252,9 +290,9 @@ func diff(path []string, a, b any, out []patchOp) []patchOp {
 			p := append(slices.Clip(path), k)
 			switch {
 			case !inb:
-				out = append(out, patchOp{"op": "remove", "path": pointer(p), "old": av})
+				out = append(out, opRemove(pointer(p), av))
 			case !ina:
-				out = append(out, patchOp{"op": "add", "path": pointer(p), "value": bv})
+				out = append(out, opAdd(pointer(p), bv))
 			default:
 				out = diff(p, av, bv, out)
 			}
@@ -273,9 +311,9 @@ func diff(path []string, a, b any, out []patchOp) []patchOp {
 		return out
 	}
 	if b == nil && a != nil && len(path) == 0 {
-		return append(out, patchOp{"op": "remove", "path": "", "old": a})
+		return append(out, opRemove("", a))
 	}
-	return append(out, patchOp{"op": "replace", "path": pointer(path), "old": a, "value": b})
+	return append(out, opReplace(pointer(path), a, b))
 }
 
 func jsonEqual(a, b any) bool {
@@ -295,22 +333,19 @@ func pointer(p []string) string {
 
 // redactOp hides the values of an operation on a redacted field, and the
 // redacted fields inside the values of any other.
-func (a *Auditor) redactOp(op patchOp) {
-	for _, seg := range strings.Split(op["path"].(string), "/") {
+func (a *Auditor) redactOp(op *patchOp) {
+	for _, seg := range strings.Split(op.path, "/") {
 		if seg != "" && a.isRedacted(strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")) {
-			for _, k := range []string{"old", "value"} {
-				if _, ok := op[k]; ok {
-					op[k] = redacted
-				}
+			if op.hasOld {
+				op.old = redacted
+			}
+			if op.hasValue {
+				op.value = redacted
 			}
 			return
 		}
 	}
-	for _, k := range []string{"old", "value"} {
-		if v, ok := op[k]; ok {
-			op[k] = a.redactValue(v)
-		}
-	}
+	op.old, op.value = a.redactValue(op.old), a.redactValue(op.value)
 }
 
 // mergePatch applies an RFC 7396 merge patch.

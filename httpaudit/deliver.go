@@ -30,12 +30,12 @@ func (a *Auditor) writeLoop() {
 			timer, timerC = nil, nil
 		}
 	}
-	var buf []custos.EventInput
+	var buf []item
 	drain := func() {
 		for len(buf) < 4096 {
 			select {
-			case ev := <-a.in:
-				buf = append(buf, ev)
+			case it := <-a.in:
+				buf = append(buf, it)
 			default:
 				return
 			}
@@ -43,8 +43,8 @@ func (a *Auditor) writeLoop() {
 	}
 	for {
 		select {
-		case ev := <-a.in:
-			buf = append(buf[:0], ev)
+		case it := <-a.in:
+			buf = append(buf[:0], it)
 			drain()
 			a.write(buf)
 			if a.q.openEvents() >= a.cfg.BatchSize || a.q.openBytes() >= maxSegmentBytes {
@@ -78,18 +78,23 @@ func (a *Auditor) writeLoop() {
 
 // write validates and spools events; what is invalid or does not fit is
 // dropped and counted.
-func (a *Auditor) write(evs []custos.EventInput) {
-	recs := make([][]byte, 0, len(evs))
+func (a *Auditor) write(items []item) {
+	recs := make([][]byte, 0, len(items))
 	size := a.q.bytes()
-	for i := range evs {
-		clip(&evs[i])
-		e := evs[i].Event()
+	if a.q.openEvents() == 0 {
+		size += int64(segHeaderLen) // a new segment starts with its header
+	}
+	for i := range items {
+		a.resolve(&items[i])
+		ev := &items[i].ev
+		clip(ev)
+		e := ev.Event()
 		if err := e.Normalize(custos.DefaultLimits, ""); err != nil {
 			a.dropped.Add(1)
 			a.log.Error("httpaudit: dropping an event Custos would refuse", "err", err)
 			continue
 		}
-		rec, err := json.Marshal(&evs[i])
+		rec, err := json.Marshal(ev)
 		if err != nil {
 			a.dropped.Add(1)
 			continue
@@ -215,44 +220,52 @@ func (a *Auditor) deliverLoop() {
 	}
 }
 
-// send delivers one batch under its key.
+// send delivers one batch under its key. The body is the batch's records
+// as they were spooled, byte for byte, so a retry (after a restart too)
+// is the same request Custos may already have committed.
 func (a *Auditor) send(b *batch) error {
-	evs := make([]custos.EventInput, len(b.recs))
+	body := make([]byte, 0, b.size+2)
+	body = append(body, '[')
 	for i, rec := range b.recs {
-		if err := json.Unmarshal(rec, &evs[i]); err != nil {
-			return &client.Error{Status: http.StatusUnprocessableEntity, Title: "undecodable spool record", Detail: err.Error()}
+		if i > 0 {
+			body = append(body, ',')
 		}
+		body = append(body, rec...)
 	}
+	body = append(body, ']')
 	ctx, cancel := context.WithTimeout(a.run, 30*time.Second)
 	defer cancel()
-	receipts, err := appendKeyed(ctx, a.cfg.Client, b.key, evs)
-	if err == nil && len(receipts) != len(evs) {
-		err = fmt.Errorf("httpaudit: %d receipts for %d events", len(receipts), len(evs))
+	receipts, err := a.cfg.Client.AppendRawKeyed(ctx, b.key, "application/json", body)
+	if err == nil && len(receipts) != len(b.recs) {
+		err = fmt.Errorf("httpaudit: %d receipts for %d events", len(receipts), len(b.recs))
 	}
 	return err
 }
 
 // deliverNow sends events at once, outside the spool (fail-closed routes):
-// two tries under one key, within ctx.
+// two tries of the same body under one key, within ctx.
 func (a *Auditor) deliverNow(ctx context.Context, evs []custos.EventInput) error {
 	for i := range evs {
 		clip(&evs[i])
 	}
+	body, err := json.Marshal(evs)
+	if err != nil {
+		return fmt.Errorf("httpaudit: %w", err)
+	}
 	key := newKey()
-	var err error
 	for range 2 {
 		var receipts []custos.Receipt
-		receipts, err = appendKeyed(ctx, a.cfg.Client, key, evs)
-		if err == nil && len(receipts) == len(evs) {
+		receipts, err = a.cfg.Client.AppendRawKeyed(ctx, key, "application/json", body)
+		if err == nil && len(receipts) != len(evs) {
+			err = fmt.Errorf("httpaudit: %d receipts for %d events", len(receipts), len(evs))
+		}
+		if err == nil {
 			a.delivered.Add(uint64(len(evs)))
 			return nil
 		}
-		if err == nil || permanent(err) || ctx.Err() != nil {
+		if permanent(err) || ctx.Err() != nil {
 			break
 		}
-	}
-	if err == nil {
-		err = errors.New("httpaudit: receipts missing")
 	}
 	return err
 }

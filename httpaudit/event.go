@@ -7,9 +7,32 @@ import (
 	"github.com/custos-audit/custos"
 )
 
+// item is an event on its way to the spool. When src is set, the writer
+// computes the event's changes from it, off the request path.
+type item struct {
+	ev  custos.EventInput
+	src *changeSrc
+}
+
+// changeSrc is what a write's changes are made of.
+type changeSrc struct {
+	n      notes
+	body   *body
+	method string
+}
+
+// resolve computes deferred changes.
+func (a *Auditor) resolve(it *item) {
+	if it.src != nil {
+		it.ev.Changes = a.changesFor(&it.src.n, it.src.body, it.src.method)
+		it.src = nil
+	}
+}
+
 // build makes the request's event once the handler returned (or the
-// middleware answered for it), and hands it to Expand.
-func (a *Auditor) build(r *http.Request, rq *request, status int) []custos.EventInput {
+// middleware answered for it), and hands it to Expand. A write's changes
+// are left to the writer unless Expand must see them.
+func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 	ann := rq.ann.snapshot()
 	start := rq.start
 	ev := custos.EventInput{OccurredAt: &start, Source: a.cfg.Source, UserAgent: r.UserAgent(),
@@ -50,22 +73,30 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []custos.Event
 	if r.URL.RawQuery != "" {
 		ev.RequestPath += "?" + a.redactQuery(r.URL.RawQuery)
 	}
+	var src *changeSrc
 	switch action {
 	case custos.ActionCreate, custos.ActionUpdate, custos.ActionDelete, custos.ActionImport:
-		ev.Changes = a.changesFor(&ann, rq.body, r.Method)
+		src = &changeSrc{n: ann, body: rq.body, method: r.Method}
 	default:
 		if ann.changes != nil {
-			ev.Changes = a.changesFor(&ann, nil, r.Method)
+			src = &changeSrc{n: ann, method: r.Method}
 		}
 	}
 	ev.PurposeOfUse = ann.purpose
 	if ann.breakGlass != "" {
 		ev.BreakGlass, ev.BreakGlassReason = true, ann.breakGlass
 	}
-	if a.cfg.Expand != nil {
-		return a.cfg.Expand(r, ev)
+	if a.cfg.Expand == nil {
+		return []item{{ev: ev, src: src}}
 	}
-	return []custos.EventInput{ev}
+	first := item{ev: ev, src: src}
+	a.resolve(&first)
+	evs := a.cfg.Expand(r, first.ev)
+	items := make([]item, len(evs))
+	for i, e := range evs {
+		items[i].ev = e
+	}
+	return items
 }
 
 func requestID(r *http.Request) string {
@@ -75,7 +106,7 @@ func requestID(r *http.Request) string {
 	return r.Header.Get("X-Correlation-Id")
 }
 
-func (a *Auditor) user(r *http.Request, ann *Annotations) *custos.User {
+func (a *Auditor) user(r *http.Request, ann *notes) *custos.User {
 	if ann.user != nil {
 		return ann.user
 	}

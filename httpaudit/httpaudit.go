@@ -110,6 +110,16 @@ const (
 	RefuseRequests
 )
 
+func (p FullPolicy) String() string {
+	switch p {
+	case DropNewest:
+		return "DropNewest"
+	case RefuseRequests:
+		return "RefuseRequests"
+	}
+	return fmt.Sprintf("FullPolicy(%d)", int(p))
+}
+
 // SpoolStats describes the spool when it fills.
 type SpoolStats struct {
 	Bytes, MaxBytes int64
@@ -148,7 +158,7 @@ type Auditor struct {
 	q      queue
 	blocks atomic.Pointer[[]blockEntry]
 
-	in       chan custos.EventInput
+	in       chan item
 	flushReq chan chan struct{}
 	quit     chan struct{}
 	wake     chan struct{} // a batch was sealed
@@ -169,7 +179,10 @@ type Auditor struct {
 
 // New starts an Auditor: it opens (and recovers) the spool and starts the
 // writer, the deliverer and, with BlockRefresh, the block refresher.
-func New(cfg Config) (*Auditor, error) {
+func New(cfg Config) (*Auditor, error) { return newAuditor(cfg, time.After) }
+
+// newAuditor is New with the retry timer given.
+func newAuditor(cfg Config, after func(time.Duration) <-chan time.Time) (*Auditor, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("httpaudit: Config.Client is required")
 	}
@@ -179,8 +192,8 @@ func New(cfg Config) (*Auditor, error) {
 		return nil, err
 	}
 	a := &Auditor{cfg: cfg, log: cfg.Logger, routes: rt, redact: redactSet(cfg.Redact),
-		in: make(chan custos.EventInput, 8192), flushReq: make(chan chan struct{}), quit: make(chan struct{}),
-		wake: make(chan struct{}, 1), changed: make(chan struct{}), after: time.After}
+		in: make(chan item, 8192), flushReq: make(chan chan struct{}), quit: make(chan struct{}),
+		wake: make(chan struct{}, 1), changed: make(chan struct{}), after: after}
 	if cfg.SpoolDir != "" {
 		a.q, err = openSpool(cfg.SpoolDir, a.log)
 		if err != nil {
@@ -240,18 +253,8 @@ func (a *Auditor) start() {
 // Flush seals what is queued and waits until Custos acknowledged
 // everything spooled, or ctx ends.
 func (a *Auditor) Flush(ctx context.Context) error {
-	done := make(chan struct{})
-	select {
-	case a.flushReq <- done:
-	case <-a.quit:
-		return errors.New("httpaudit: closed")
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := a.sync(ctx); err != nil {
+		return err
 	}
 	for {
 		ch := a.changedCh()
@@ -263,6 +266,24 @@ func (a *Auditor) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("httpaudit: flush: %d events undelivered: %w", a.q.pending(), ctx.Err())
 		}
+	}
+}
+
+// sync has the writer spool what is queued and seal it.
+func (a *Auditor) sync(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case a.flushReq <- done:
+	case <-a.quit:
+		return errors.New("httpaudit: closed")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

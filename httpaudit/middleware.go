@@ -47,10 +47,10 @@ func (a *Auditor) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		problem(w, http.StatusServiceUnavailable, "the audit spool is full; the request was not served")
 		return
 	}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rq.ann)) // a copy: the caller's request stays as it was
 	if hasBody(r) && a.mayWrite(r, m) {
 		rq.body = a.capture(r)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, rq.ann))
 	if m.route != nil && m.route.FailClosed {
 		a.serveFailClosed(w, r, next, rq)
 		return
@@ -75,16 +75,21 @@ func (a *Auditor) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 func (a *Auditor) serveFailClosed(w http.ResponseWriter, r *http.Request, next http.Handler, rq *request) {
 	h := &holder{header: w.Header().Clone()}
 	next.ServeHTTP(h, r)
-	evs := a.build(r, rq, h.status())
+	items := a.build(r, rq, h.status())
+	evs := make([]custos.EventInput, len(items))
+	for i := range items {
+		a.resolve(&items[i])
+		evs[i] = items[i].ev
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.cfg.FailClosedTimeout)
 	defer cancel()
 	if err := a.deliverNow(ctx, evs); err != nil {
 		a.refused.Add(1)
 		a.log.Warn("httpaudit: a fail-closed request was refused: its event was not acknowledged", "err", err)
-		for i := range evs {
-			evs[i].StatusCode, evs[i].Outcome = http.StatusServiceUnavailable, custos.OutcomeFailure
+		for i := range items {
+			items[i].ev.StatusCode, items[i].ev.Outcome = http.StatusServiceUnavailable, custos.OutcomeFailure
 		}
-		a.enqueue(evs)
+		a.enqueue(items)
 		w.Header().Set("Retry-After", "5")
 		problem(w, http.StatusServiceUnavailable, "the audit trail could not record this request; it was not served")
 		return
@@ -127,10 +132,10 @@ func methodAction(method string) custos.Action {
 
 // enqueue hands events to the writer without waiting: a full queue drops
 // them, counted.
-func (a *Auditor) enqueue(evs []custos.EventInput) {
-	for _, ev := range evs {
+func (a *Auditor) enqueue(items []item) {
+	for _, it := range items {
 		select {
-		case a.in <- ev:
+		case a.in <- it:
 			a.queued.Add(1)
 		default:
 			a.dropped.Add(1)

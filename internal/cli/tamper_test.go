@@ -110,6 +110,9 @@ func newTimedLedger(t *testing.T, kind ...string) *timedLedger {
 				Action: custos.ActionRead, ResourceType: "Patient", PatientID: fmt.Sprintf("p-%d", (b+j)%5),
 				IPAddress: "203.0.113.9", Outcome: custos.OutcomeSuccess})
 		}
+		if b == 1 || b == 2 { // requests sent with an idempotency key
+			evs[0].Delivery = &custos.Delivery{Key: fmt.Sprintf("k-%d", b), Digest: strings.Repeat("0f", 32), Count: len(evs)}
+		}
 		if _, err := l.Seq.Append(ctx, "apikey:"+ingest.ID, evs); err != nil {
 			t.Fatal(err)
 		}
@@ -472,6 +475,27 @@ func tamperStateTables(t *testing.T, kind string) {
 		tl.verify(t, exitProblem, fmt.Sprintf("record %d:", tl.size), "--public-key", tl.vkey)
 		tl.expectStartRefused(t, "run custos verify")
 	})
+}
+
+// The deliveries table (which idempotency key appended which request): a
+// row deleted would let a retry append twice, a row planted or moved would
+// point a key at events it did not bring.
+func TestTamperDeliveries(t *testing.T) { forEachStore(t, tamperDeliveries) }
+
+func tamperDeliveries(t *testing.T, kind string) {
+	for name, tc := range map[string]struct{ stmt, want string }{
+		"row deleted": {`DELETE FROM deliveries WHERE key = 'k-2'`, "lacks the row of this event's idempotency key"},
+		"row planted": {`INSERT INTO deliveries (submitted_by, key, idx) SELECT submitted_by, 'k-9', idx + 1 FROM deliveries WHERE key = 'k-2'`,
+			"holds a row (key \"k-9\") that no event names"},
+		"row moved": {`UPDATE deliveries SET idx = idx + 1 WHERE key = 'k-1'`, "lacks the row of this event's idempotency key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tl := newTimedLedger(t, kind)
+			tl.tamper(t, tc.stmt)
+			tl.verify(t, exitProblem, tc.want, "--public-key", tl.vkey)
+		})
+	}
 }
 
 // Checkpoints deleted: all of them, or some in the middle, or one dated

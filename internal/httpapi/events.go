@@ -1,9 +1,13 @@
 package httpapi
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -19,17 +23,45 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/authn"
 	"github.com/custos-audit/custos/internal/ingest"
+	"github.com/custos-audit/custos/internal/leaf"
+	"github.com/custos-audit/custos/internal/ledger"
 	"github.com/custos-audit/custos/internal/store"
 )
 
 func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
-	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
-	events, err := ingest.Decode(r.Header.Get("Content-Type"), body, a.decodeOptions())
+	key, err := idempotencyKey(r.Header)
 	if err != nil {
 		a.problem(w, r, err)
 		return
 	}
-	receipts, err := a.ledger.Append(r.Context(), authn.Submitter(principalOf(r)), events)
+	body := http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes)
+	digest := sha256.New()
+	var in io.Reader = body
+	if key != "" {
+		in = io.TeeReader(body, digest) // only then: a digest costs time on every byte
+	}
+	events, err := ingest.Decode(r.Header.Get("Content-Type"), in, a.decodeOptions())
+	if err == nil && key != "" {
+		_, err = io.Copy(digest, body) // what the decoder left: the digest covers the whole body
+	}
+	if err != nil {
+		a.problem(w, r, err)
+		return
+	}
+	by := authn.Submitter(principalOf(r))
+	var d *custos.Delivery
+	if key != "" && len(events) > 0 {
+		d = &custos.Delivery{Key: key, Digest: hex.EncodeToString(digest.Sum(nil)), Count: len(events)}
+		events[0].Delivery = d
+	}
+	receipts, err := a.ledger.Append(r.Context(), by, events)
+	if d != nil && custos.KindOf(err) == custos.Conflict {
+		// A retry of a request that committed: the original receipts.
+		if receipts, err = a.redeliver(r.Context(), by, d); err == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"receipts": receipts})
+			return
+		}
+	}
 	if err != nil {
 		a.problem(w, r, err)
 		return
@@ -37,6 +69,58 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request) {
 	a.wakeMonitor()
 	a.m.ingested.Add(float64(len(receipts)))
 	writeJSON(w, http.StatusCreated, map[string]any{"receipts": receipts})
+}
+
+// idempotencyKey reads the optional Idempotency-Key header of POST
+// /v1/events: at most one, 1 to 128 printable ASCII characters.
+func idempotencyKey(h http.Header) (string, error) {
+	v := h.Values("Idempotency-Key")
+	if len(v) == 0 {
+		return "", nil
+	}
+	if len(v) > 1 {
+		return "", invalidHeader("Idempotency-Key", "must be given once")
+	}
+	if err := ledger.ValidDeliveryKey(v[0]); err != nil {
+		return "", invalidHeader("Idempotency-Key", err.Error())
+	}
+	return v[0], nil
+}
+
+func invalidHeader(name, msg string) error {
+	return &custos.Error{Op: "httpapi.header", Kind: custos.Invalid, Detail: "header " + name + " " + msg,
+		Fields: []custos.FieldError{{Field: name, Message: msg}}}
+}
+
+// redeliver answers a request whose idempotency key its credential used
+// before: the receipts of the events that request appended, when it was the
+// same request (same body, same number of events); a conflict naming the
+// key otherwise. Nothing is appended either way. The ledger's own record is
+// checked, not only the deliveries table: a row planted there cannot make a
+// request look delivered.
+func (a *API) redeliver(ctx context.Context, by string, d *custos.Delivery) ([]custos.Receipt, error) {
+	reused := &custos.Error{Op: "httpapi.redeliver", Kind: custos.Conflict,
+		Detail: "this Idempotency-Key was used before for a different request; nothing was stored",
+		Fields: []custos.FieldError{{Field: "Idempotency-Key", Message: "was used before for a different request"}}}
+	idx, err := a.st.Delivery(ctx, by, d.Key)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: find delivery: %w", err)
+	}
+	receipts := make([]custos.Receipt, 0, d.Count)
+	for i := range d.Count {
+		e, err := a.st.Event(ctx, idx+uint64(i))
+		if err != nil {
+			return nil, fmt.Errorf("httpapi: read delivered event %d: %w", idx+uint64(i), err)
+		}
+		if e.SubmittedBy != by || (i == 0) != (e.Delivery != nil) {
+			return nil, fmt.Errorf("httpapi: delivered event %d does not belong to the delivery of its key", e.Index)
+		}
+		if i == 0 && *e.Delivery != *d {
+			return nil, reused
+		}
+		receipts = append(receipts, custos.Receipt{Index: e.Index, LeafHash: leaf.LeafHash(&e)})
+	}
+	return receipts, nil
 }
 
 // eventFilters are the query parameters of GET /v1/events, by field name.

@@ -2,6 +2,7 @@ package leaf
 
 import (
 	"encoding/binary"
+	"strconv"
 
 	"github.com/custos-audit/custos"
 )
@@ -14,6 +15,9 @@ const (
 	tagDisclosurePurpose   = 3
 	tagOriginalFormat      = 4
 	tagOriginalData        = 5
+	tagDeliveryKey         = 6
+	tagDeliveryDigest      = 7
+	tagDeliveryCount       = 8 // decimal
 )
 
 // EncodeExt returns the extension section of a version 2 event:
@@ -30,7 +34,7 @@ func EncodeExt(e *custos.Event) []byte {
 
 // appendExt appends the extension section of e to b.
 func appendExt(b []byte, e *custos.Event) []byte {
-	if e.Disclosure == nil && e.Original == nil {
+	if e.Disclosure == nil && e.Original == nil && e.Delivery == nil {
 		return append(b, 0) // the common case, without allocating
 	}
 	type kv struct {
@@ -44,6 +48,10 @@ func appendExt(b []byte, e *custos.Event) []byte {
 	}
 	if o := e.Original; o != nil {
 		fields = append(fields, kv{tagOriginalFormat, o.Format}, kv{tagOriginalData, string(o.Data)})
+	}
+	if d := e.Delivery; d != nil {
+		fields = append(fields, kv{tagDeliveryKey, d.Key}, kv{tagDeliveryDigest, d.Digest},
+			kv{tagDeliveryCount, strconv.Itoa(d.Count)})
 	}
 	n := 0
 	for _, f := range fields {
@@ -106,12 +114,30 @@ func (d *decoder) ext(e *custos.Event) {
 				return
 			}
 			e.Original.Data = []byte(v)
+		case tagDeliveryKey:
+			e.Delivery = &custos.Delivery{Key: v}
+		case tagDeliveryDigest, tagDeliveryCount:
+			if e.Delivery == nil {
+				d.fail() // a delivery without its key
+				return
+			}
+			if tag == tagDeliveryDigest {
+				e.Delivery.Digest = v
+			} else if n, err := strconv.Atoi(v); err != nil || n <= 0 || strconv.Itoa(n) != v {
+				d.fail() // not the canonical decimal of a count
+				return
+			} else {
+				e.Delivery.Count = n
+			}
 		default:
 			d.fail() // a tag this release does not know
 			return
 		}
 	}
 	if e.Original != nil && len(e.Original.Data) == 0 {
+		d.fail()
+	}
+	if e.Delivery != nil && (e.Delivery.Digest == "" || e.Delivery.Count == 0) {
 		d.fail()
 	}
 }

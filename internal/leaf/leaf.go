@@ -79,7 +79,7 @@ func EncodeEvent(e *custos.Event) []byte {
 func Valid(e *custos.Event) error {
 	switch e.LeafVersion {
 	case 0, Version1:
-		if (e.Kind != "" && e.Kind != custos.KindClient) || e.SubmittedBy != "" || e.Disclosure != nil || e.Original != nil {
+		if (e.Kind != "" && e.Kind != custos.KindClient) || e.SubmittedBy != "" || e.Disclosure != nil || e.Original != nil || e.Delivery != nil {
 			return fmt.Errorf("%w: a version 1 leaf has no kind, submitter or extensions", ErrMalformedLeaf)
 		}
 	case Version2:
@@ -91,6 +91,9 @@ func Valid(e *custos.Event) error {
 		}
 		if o := e.Original; o != nil && (o.Format == "" || len(o.Data) == 0) {
 			return fmt.Errorf("%w: an original record needs a format and data", ErrMalformedLeaf)
+		}
+		if d := e.Delivery; d != nil && (d.Key == "" || d.Digest == "" || d.Count <= 0) {
+			return fmt.Errorf("%w: a delivery needs a key, a digest and a count", ErrMalformedLeaf)
 		}
 	default:
 		return fmt.Errorf("%w: unknown version %d", ErrMalformedLeaf, e.LeafVersion)

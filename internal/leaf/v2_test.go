@@ -181,3 +181,44 @@ func FuzzDecodeState(f *testing.F) {
 		}
 	})
 }
+
+// TestGoldenDeliveryExtension pins the delivery extension (tags 6 to 8) of a
+// version 2 event. THESE VALUES MUST NEVER CHANGE.
+func TestGoldenDeliveryExtension(t *testing.T) {
+	e := goldenEventsV2()[0]
+	e.Original = nil
+	e.Delivery = &custos.Delivery{Key: "batch-7f3a", Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Count: 12}
+	const (
+		wantLeaf = "0201000000000000002a00065f326a964360176170696b65793a303132333435363738396162636465660100065f326a7200000764722e677265790d4d657265646974682047726579020970687973696369616e0773757267656f6e04524541440750617469656e7405702d31323305702d3132330b3230332e302e3131332e370b4d6f7a696c6c612f352e30034745540e2f50617469656e742f702d31323301107b2261223a5b312c322c22c3a9225d7d0773756363657373c801076568722d776562057265712d3106736573732d31055452454154010e636172646961632061727265737405010e41636d6520496e737572616e636503075041594d454e54060a62617463682d3766336107403966383664303831383834633764363539613266656161306335356164303135613362663466316232623062383232636431356436633135623066303061303808023132"
+		wantHash = "DRn6SRXGXZE44vWj2q4Padjctn651x874vdtxgvGeAo="
+	)
+	if err := Valid(&e); err != nil {
+		t.Fatal(err)
+	}
+	b := EncodeEvent(&e)
+	if got := hex.EncodeToString(b); got != wantLeaf {
+		t.Errorf("leaf changed:\n got %s\nwant %s", got, wantLeaf)
+	}
+	if got := base64.StdEncoding.EncodeToString(LeafHash(&e)); got != wantHash {
+		t.Errorf("leaf hash = %s, want %s", got, wantHash)
+	}
+	back, err := DecodeEvent(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(e.Delivery, back.Delivery); diff != "" {
+		t.Errorf("delivery round trip:\n%s", diff)
+	}
+	// Non-canonical counts and a delivery without its key are refused.
+	for name, ext := range map[string][]byte{
+		"count with a leading zero": {2, 6, 1, 'k', 8, 2, '0', '1'},
+		"zero count":                {2, 6, 1, 'k', 8, 1, '0'},
+		"digest without key":        {1, 7, 1, 'd'},
+		"key without digest":        {2, 6, 1, 'k', 8, 1, '1'},
+	} {
+		var got custos.Event
+		if err := DecodeExt(ext, &got); err == nil {
+			t.Errorf("%s: decoded as %+v", name, got.Delivery)
+		}
+	}
+}

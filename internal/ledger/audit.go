@@ -72,6 +72,7 @@ type AuditSource interface {
 	StateRecords(ctx context.Context, after int64) ([]leaf.StateRecord, error)
 	StateRows(ctx context.Context) ([]store.StateRow, error)
 	LegacyKeys(ctx context.Context) ([]store.Key, error)
+	DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error)
 }
 
 // gapSlack is what the interval rules allow beyond the checkpoint interval,
@@ -199,6 +200,7 @@ type auditor struct {
 	coveredTS time.Time         // timestamp of its last record
 	states    []leaf.StateRecord
 	proj      Projection
+	delivered []store.DeliveryRow // the deliveries the events name, in index order (one per keyed request)
 	anchors   []Anchor // sorted by size; checked as the tree reaches them
 	seg       segment  // the records since the last checkpoint
 	problem   *Problem
@@ -271,6 +273,9 @@ func (a *auditor) event(e *custos.Event, h []byte) *Problem {
 	}
 	if err := leaf.Valid(e); err != nil {
 		return a.fail(i, "the stored event is not a canonical record: %v", err)
+	}
+	if d := e.Delivery; d != nil {
+		a.delivered = append(a.delivered, store.DeliveryRow{SubmittedBy: e.SubmittedBy, Key: d.Key, Index: e.Index})
 	}
 	return a.record(e.Timestamp, h, "")
 }
@@ -460,6 +465,9 @@ func (a *auditor) checkState(ctx context.Context, src AuditSource) {
 		a.fail(a.rng.End(), "%v (every checkpoint was re-signed with a new key)", err)
 		return
 	}
+	if !a.checkDeliveries(ctx, src) {
+		return
+	}
 	legacy, err := src.LegacyKeys(ctx)
 	if err != nil {
 		a.scanErr = err
@@ -468,4 +476,28 @@ func (a *auditor) checkState(ctx context.Context, src AuditSource) {
 	if len(legacy) > 0 {
 		a.fail(a.rng.End(), "the legacy api_keys table holds a row (%q) that no record backs (its rows are recorded in the ledger and removed on the first start of this release)", legacy[0].ID)
 	}
+}
+
+// checkDeliveries compares the deliveries table with the deliveries the
+// events name. A row no event backs would make a retried request look
+// delivered (the API checks the event too, and refuses); a missing row would
+// let a retry be appended twice.
+func (a *auditor) checkDeliveries(ctx context.Context, src AuditSource) bool {
+	rows, err := src.DeliveryRows(ctx)
+	if err != nil {
+		a.scanErr = err
+		return false
+	}
+	for i := 0; i < max(len(rows), len(a.delivered)); i++ {
+		switch {
+		case i >= len(rows) || (i < len(a.delivered) && rows[i] != a.delivered[i] && a.delivered[i].Index <= rows[i].Index):
+			a.fail(a.delivered[i].Index, "the deliveries table lacks the row of this event's idempotency key, or holds another (deleted or changed)")
+		case i >= len(a.delivered) || rows[i] != a.delivered[i]:
+			a.fail(rows[i].Index, "the deliveries table holds a row (key %q) that no event names", rows[i].Key)
+		default:
+			continue
+		}
+		return false
+	}
+	return true
 }

@@ -320,6 +320,14 @@ func (s *Sequencer) validate(events []custos.Event, states []leaf.StateRecord) (
 				fault("original.data", "is required")
 			}
 		}
+		if d := e.Delivery; d != nil {
+			if i > 0 {
+				fault("delivery", "only the first event of a request names its delivery")
+			}
+			if err := ValidDelivery(d, len(events)); err != nil {
+				fault("delivery", err.Error())
+			}
+		}
 		e.Index, e.Timestamp, e.SubmittedBy, e.LeafVersion = 0, time.Time{}, "", leaf.Current
 		if len(fields) == 0 {
 			if err := leaf.Valid(&e); err != nil {

@@ -137,6 +137,11 @@ type Reader interface {
 	// PatientDays counts, per user and UTC day in [from, to), the distinct
 	// patients their client events named.
 	PatientDays(ctx context.Context, from, to time.Time) ([]PatientDay, error)
+	// Delivery returns the index of the first event of the request that
+	// submittedBy sent with the idempotency key, or custos.ErrNotFound.
+	Delivery(ctx context.Context, submittedBy, key string) (uint64, error)
+	// DeliveryRows returns the deliveries table in index order.
+	DeliveryRows(ctx context.Context) ([]DeliveryRow, error)
 }
 
 // Scanner streams the whole ledger in order, for verification. Each scan reads

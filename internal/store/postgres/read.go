@@ -145,3 +145,21 @@ func (s *Store) ScanCheckpoints(ctx context.Context, fn func(store.Checkpoint) e
 func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.PatientDay, error) {
 	return query(ctx, s, "patient days", store.PatientDaysQuery, store.ScanPatientDay, from.UnixMicro(), to.UnixMicro())
 }
+
+// Delivery returns the index of the first event of the request its
+// submitter sent with key, or custos.ErrNotFound.
+func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, error) {
+	rows, err := query(ctx, s, "delivery", store.DeliveryQuery, store.ScanIndex, submittedBy, key)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, custos.ErrNotFound
+	}
+	return rows[0], nil
+}
+
+// DeliveryRows returns the deliveries table in index order.
+func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
+	return query(ctx, s, "deliveries", store.DeliveryRowsQuery, store.ScanDeliveryRow)
+}

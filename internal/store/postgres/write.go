@@ -138,6 +138,12 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.States); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
+	if err := store.ApplyDeliveries(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+		tag, err := tx.Exec(ctx, q, args...)
+		return tag.RowsAffected(), err
+	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.Events); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	return nil
 }
 

@@ -237,3 +237,22 @@ func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.Pa
 	q := strings.NewReplacer("$1", "?1", "$2", "?2").Replace(store.PatientDaysQuery)
 	return collect(ctx, s, "patient days", q, store.ScanPatientDay, from.UnixMicro(), to.UnixMicro())
 }
+
+// Delivery returns the index of the first event of the request its
+// submitter sent with key, or custos.ErrNotFound.
+func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, error) {
+	q := strings.NewReplacer("$1", "?1", "$2", "?2").Replace(store.DeliveryQuery)
+	rows, err := collect(ctx, s, "delivery", q, store.ScanIndex, submittedBy, key)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, custos.ErrNotFound
+	}
+	return rows[0], nil
+}
+
+// DeliveryRows returns the deliveries table in index order.
+func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
+	return collect(ctx, s, "deliveries", store.DeliveryRowsQuery, store.ScanDeliveryRow)
+}

@@ -71,6 +71,15 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 	}, func(int) string { return "?" }, b.States); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
+	if err := store.ApplyDeliveries(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}, func(int) string { return "?" }, b.Events); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}

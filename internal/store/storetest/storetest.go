@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"State", testState},
 		{"Scans", testScans},
 		{"PatientDays", testPatientDays},
+		{"Deliveries", testDeliveries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,5 +384,50 @@ func testPatientDays(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("patient days (-walk +store):\n%s", diff)
+	}
+}
+
+// testDeliveries: an event naming a delivery is found by submitter and key;
+// a second use of the key by the same submitter fails its whole batch as a
+// conflict; another submitter's key of the same name is its own.
+func testDeliveries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	withDelivery := func(from uint64, n int, by, key string) []custos.Event {
+		evs := Events(from, n)
+		for i := range evs {
+			evs[i].LeafVersion, evs[i].SubmittedBy = leaf.Current, by // deliveries are version 2 leaves
+		}
+		evs[0].Delivery = &custos.Delivery{Key: key, Digest: strings.Repeat("ab", 32), Count: n}
+		return evs
+	}
+	mustAppend(t, s, &store.Batch{Events: withDelivery(0, 3, "apikey:a", "k-1")})
+	mustAppend(t, s, &store.Batch{Events: withDelivery(3, 2, "apikey:b", "k-1")})
+	for _, tc := range []struct {
+		by   string
+		want uint64
+	}{{"apikey:a", 0}, {"apikey:b", 3}} {
+		idx, err := s.Delivery(ctx, tc.by, "k-1")
+		if err != nil || idx != tc.want {
+			t.Errorf("Delivery(%s, k-1) = %d, %v; want %d", tc.by, idx, err, tc.want)
+		}
+	}
+	if _, err := s.Delivery(ctx, "apikey:a", "k-2"); !errors.Is(err, custos.ErrNotFound) {
+		t.Errorf("an unknown key: %v, want not found", err)
+	}
+	err := s.Append(ctx, &store.Batch{Events: withDelivery(5, 2, "apikey:a", "k-1")})
+	if custos.KindOf(err) != custos.Conflict {
+		t.Fatalf("a key used twice: %v, want a conflict", err)
+	}
+	if h, _ := s.Head(ctx); h.Size != 5 {
+		t.Errorf("the refused batch left the ledger at size %d, want 5", h.Size)
+	}
+	e, err := s.Event(ctx, 0)
+	if err != nil || e.Delivery == nil || e.Delivery.Key != "k-1" || e.Delivery.Count != 3 {
+		t.Errorf("the delivery did not round-trip: %+v, %v", e.Delivery, err)
+	}
+	rows, err := s.DeliveryRows(ctx)
+	want := []store.DeliveryRow{{SubmittedBy: "apikey:a", Key: "k-1", Index: 0}, {SubmittedBy: "apikey:b", Key: "k-1", Index: 3}}
+	if diff := cmp.Diff(want, rows); err != nil || diff != "" {
+		t.Errorf("DeliveryRows: %v\n%s", err, diff)
 	}
 }

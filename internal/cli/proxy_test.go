@@ -566,3 +566,26 @@ func TestBenchProxySmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyIdentityProviderDown: a token that cannot be checked (the
+// provider does not answer) is 503 with Retry-After, recorded as a failure
+// but not as a failed login: the token may well be valid.
+func TestProxyIdentityProviderDown(t *testing.T) {
+	custosURL := startCustos(t)
+	up := newProxyUpstream(t)
+	base, stop, _ := runProxy(t, custosURL, "--upstream", up.URL, "--jwt-issuer", "http://"+freeAddr(t)+"/oidc",
+		"--jwt-audience", "ehr")
+	code, h, body := proxyCall{method: "GET", path: "/fhir/Patient/p-126",
+		header: map[string]string{"Authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}}.do(t, base)
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, `"status":503`) {
+		t.Fatalf("%d %v %s", code, h, body)
+	}
+	if up.hits.Load() != 0 {
+		t.Error("the upstream was reached")
+	}
+	stop()
+	evs := events(t, custosURL, url.Values{"patient_id": {"p-126"}})
+	if len(evs) != 1 || evs[0].Action != custos.ActionRead || evs[0].StatusCode != 503 || evs[0].Outcome != custos.OutcomeFailure {
+		t.Fatalf("%+v", evs)
+	}
+}

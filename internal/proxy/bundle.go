@@ -166,15 +166,11 @@ func (w *walker) resource() error {
 		return err
 	}
 	if typ == "Patient" && validID(id) {
-		if err := w.add(id); err != nil {
-			return err
-		}
+		w.add(id)
 	}
 	for _, ref := range refs {
 		if p, ok := PatientReference(ref); ok {
-			if err := w.add(p); err != nil {
-				return err
-			}
+			w.add(p)
 		}
 	}
 	return nil
@@ -202,17 +198,17 @@ func (w *walker) reference() (string, error) {
 	return ref, err
 }
 
-func (w *walker) add(id string) error {
-	if w.seen[id] {
-		return nil
+// add keeps a patient, unless seen or over the cap; the walk goes on past
+// the cap either way, for the Bundle's resourceType may come last.
+func (w *walker) add(id string) {
+	switch {
+	case w.seen[id]:
+	case len(w.out.IDs) >= w.max:
+		w.out.Truncated = true
+	default:
+		w.seen[id] = true
+		w.out.IDs = append(w.out.IDs, id)
 	}
-	if len(w.out.IDs) >= w.max {
-		w.out.Truncated = true // the walk goes on: resourceType may come last
-		return nil
-	}
-	w.seen[id] = true
-	w.out.IDs = append(w.out.IDs, id)
-	return nil
 }
 
 // object reads an object, calling member for each key with the decoder

@@ -23,6 +23,18 @@ type recorder struct {
 	p      *Proxy
 	mu     sync.Mutex
 	events []custos.EventInput
+	done   chan struct{} // one send per request recorded
+}
+
+// recorded waits for the request just answered to be recorded (the
+// stand-in records after the client has its answer, as the middleware
+// does), and returns every event so far.
+func (rec *recorder) recorded(t *testing.T) []custos.EventInput {
+	t.Helper()
+	<-rec.done
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]custos.EventInput(nil), rec.events...)
 }
 
 type statusWriter struct {
@@ -46,6 +58,7 @@ func (rec *recorder) audit(next http.Handler) http.Handler {
 		rec.mu.Lock()
 		rec.events = append(rec.events, evs...)
 		rec.mu.Unlock()
+		rec.done <- struct{}{}
 	})
 }
 
@@ -57,7 +70,7 @@ func newTestProxy(t *testing.T, upstream string, cfg Config) (*httptest.Server, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{p: p}
+	rec := &recorder{p: p, done: make(chan struct{}, 16)}
 	srv := httptest.NewServer(p.Handler(rec.audit))
 	t.Cleanup(srv.Close)
 	return srv, rec
@@ -85,17 +98,17 @@ func TestSearchExpandsToPatients(t *testing.T) {
 	if resp, body := get(t, srv.URL+"/fhir/Observation?code=heart", nil); resp.StatusCode != 200 || !strings.Contains(body, "searchset") {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
+	evs := rec.recorded(t)
 	var patients []string
-	for _, e := range rec.events[1:] {
+	for _, e := range evs[1:] {
 		patients = append(patients, e.PatientID)
 	}
-	if len(rec.events) != 3 || strings.Join(patients, ",") != "p-123,p-124" || !strings.Contains(string(rec.events[0].Changes), `"truncated":true`) {
-		t.Fatalf("%+v", rec.events)
+	if len(evs) != 3 || strings.Join(patients, ",") != "p-123,p-124" || !strings.Contains(string(evs[0].Changes), `"truncated":true`) {
+		t.Fatalf("%+v", evs)
 	}
-	rec.events = nil
 	get(t, srv.URL+"/fhir/Patient/p-123", nil) // a read, not a search: one event
-	if len(rec.events) != 1 || rec.events[0].Changes != nil {
-		t.Fatalf("%+v", rec.events)
+	if evs = rec.recorded(t)[3:]; len(evs) != 1 || evs[0].Changes != nil {
+		t.Fatalf("%+v", evs)
 	}
 }
 
@@ -128,8 +141,8 @@ func TestHeaderIdentityOnlyFromTrustedPeers(t *testing.T) {
 	if seen != nil {
 		t.Fatal("the upstream was reached")
 	}
-	if len(rec.events) != 1 || rec.events[0].User != nil || rec.events[0].StatusCode != 401 {
-		t.Fatalf("%+v", rec.events)
+	if evs := rec.recorded(t); len(evs) != 1 || evs[0].User != nil || evs[0].StatusCode != 401 {
+		t.Fatalf("%+v", evs)
 	}
 	trusted, rec := newTestProxy(t, up.URL, Config{UserHeader: "X-User", RolesHeader: "X-Roles",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
@@ -139,7 +152,7 @@ func TestHeaderIdentityOnlyFromTrustedPeers(t *testing.T) {
 	if got := seen.Get("X-Forwarded-For"); got != "198.51.100.1, 127.0.0.1" {
 		t.Errorf("X-Forwarded-For %q", got)
 	}
-	if u := rec.events[0].User; u == nil || u.ID != "mallory" || strings.Join(u.Roles, ",") != "admin" {
+	if u := rec.recorded(t)[0].User; u == nil || u.ID != "mallory" || strings.Join(u.Roles, ",") != "admin" {
 		t.Errorf("user %+v", u)
 	}
 	anon, _ := newTestProxy(t, up.URL, Config{AllowAnonymous: true, UserHeader: "X-User",
@@ -163,7 +176,7 @@ func TestUpstreamDown(t *testing.T) {
 	if resp.StatusCode != 502 || resp.Header.Get("Content-Type") != "application/problem+json" || pb.Status != 502 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	if len(rec.events) != 1 || rec.events[0].Outcome != custos.OutcomeFailure || rec.events[0].StatusCode != 502 {
-		t.Fatalf("%+v", rec.events)
+	if evs := rec.recorded(t); len(evs) != 1 || evs[0].Outcome != custos.OutcomeFailure || evs[0].StatusCode != 502 {
+		t.Fatalf("%+v", evs)
 	}
 }

@@ -35,7 +35,8 @@ type benchConfig struct {
 	denyShare                  float64
 	rounds                     int
 	monitor                    bool
-	inProc                     bool // the server runs in this process
+	inProc                     bool   // the server runs in this process
+	upstream                   string // proxy mode: the application behind the proxy ("" starts a trivial one)
 	hc                         *http.Client
 }
 
@@ -58,6 +59,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&c.denyShare, "deny-share", 0, "authorize mode: share of questions that are denied (each denial is committed before its answer)")
 	fs.IntVar(&c.rounds, "rounds", 50, "block mode: attackers, each from its own loopback address")
 	fs.BoolVar(&c.monitor, "monitor", true, "in-process server: run security monitoring (compare ingest with it off)")
+	fs.StringVar(&c.upstream, "upstream", "", "proxy mode: the application to put the proxy in front of; it must answer GET /fhir/Patient/{id} with 200 (default: a trivial one in this process)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server included when in-process) to this file")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code

@@ -180,3 +180,24 @@ func TestUpstreamDown(t *testing.T) {
 		t.Fatalf("%+v", evs)
 	}
 }
+
+// TestMalformedBundlePassesThrough: a search answer that breaks off is
+// passed to the client byte for byte; the patients before the break are
+// recorded and the search's event says the Bundle was incomplete.
+func TestMalformedBundlePassesThrough(t *testing.T) {
+	const body = `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p-1"}},{"resource":{"resourceType":"Patient","id":` + "\x00"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json; charset=utf-8")
+		w.Write([]byte(body))
+	}))
+	defer up.Close()
+	srv, rec := newTestProxy(t, up.URL, Config{AllowAnonymous: true})
+	resp, got := get(t, srv.URL+"/Patient?name=x", nil)
+	if resp.StatusCode != 200 || got != body {
+		t.Fatalf("%d %q", resp.StatusCode, got)
+	}
+	evs := rec.recorded(t)
+	if len(evs) != 2 || evs[1].PatientID != "p-1" || !strings.Contains(string(evs[0].Changes), `"incomplete"`) {
+		t.Fatalf("%+v", evs)
+	}
+}

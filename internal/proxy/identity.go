@@ -82,11 +82,18 @@ func (p *Proxy) authenticateJWT(r *http.Request, st *request) {
 		}
 		return
 	}
-	roles := id.ClaimRoles
-	if roles == nil {
-		roles = []string{}
+	if !cleanText(id.UserID, 255) {
+		// An event naming this user would be refused, and the access go unrecorded.
+		st.refused = &custos.Error{Op: "proxy.authenticate", Kind: custos.Unauthenticated,
+			Detail: "the token's user claim is not a usable user id"}
+		st.user, st.hasUser = custos.User{ID: "(invalid user id)", Roles: []string{}}, true
+		return
 	}
-	st.user, st.hasUser = custos.User{ID: id.UserID, Name: id.Name, Roles: cleanRoles(roles)}, true
+	name := id.Name
+	if !cleanText(name, 255) {
+		name = id.UserID
+	}
+	st.user, st.hasUser = custos.User{ID: id.UserID, Name: name, Roles: cleanRoles(id.ClaimRoles)}, true
 }
 
 // refuse answers a request whose credential was refused.

@@ -97,7 +97,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
 		return nil, errors.New("proxy: the upstream must be an http(s) URL")
 	}
-	if (cfg.UserHeader == "") != (cfg.RolesHeader == "") && cfg.UserHeader == "" {
+	if cfg.RolesHeader != "" && cfg.UserHeader == "" {
 		return nil, errors.New("proxy: a roles header needs a user header")
 	}
 	if cfg.UserHeader != "" && len(cfg.TrustedProxies) == 0 {

@@ -31,6 +31,7 @@ type proxyConfig struct {
 	spoolMax, maxBody                                          int64
 	maxPatients, batchSize                                     int
 	flushInterval, upstreamTimeout, writeTimeout, blockRefresh time.Duration
+	shutdownTimeout                                            time.Duration
 }
 
 func (c *proxyConfig) flags(fs *flag.FlagSet) {
@@ -60,6 +61,7 @@ func (c *proxyConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.blockRefresh, "block-refresh", time.Second, "how often the blocked addresses are fetched from Custos (the key needs blocks:check); 0 checks none")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", time.Minute, "longest wait for the upstream's response headers")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Minute, "longest time to send one response (streams included)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on a signal, longest wait for requests in flight and for Custos to take the events held; what is not sent stays in the spool for the next start")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text, or json for log shippers")
 }
@@ -103,6 +105,7 @@ type proxyServer struct {
 	http    *http.Server
 	auditor *httpaudit.Auditor
 	done    chan error
+	timeout time.Duration // of shutdown
 }
 
 // startProxy checks c, wires the proxy behind the audit middleware and
@@ -157,7 +160,7 @@ func startProxy(ctx context.Context, c proxyConfig, log *slog.Logger) (*proxySer
 		aud.Close(context.Background())
 		return nil, err
 	}
-	s := &proxyServer{url: "http://" + ln.Addr().String(), auditor: aud, done: make(chan error, 1),
+	s := &proxyServer{url: "http://" + ln.Addr().String(), auditor: aud, done: make(chan error, 1), timeout: c.shutdownTimeout,
 		http: &http.Server{Handler: p.Handler(aud.Handler), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 5 * time.Minute, WriteTimeout: c.writeTimeout, IdleTimeout: 2 * time.Minute,
 			MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -171,7 +174,7 @@ func startProxy(ctx context.Context, c proxyConfig, log *slog.Logger) (*proxySer
 // shutdown stops accepting, lets running requests finish, then sends every
 // event still held (spooled ones included) before it returns.
 func (s *proxyServer) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	err := s.http.Shutdown(ctx)
 	if aerr := s.auditor.Close(ctx); aerr != nil && err == nil {

@@ -589,3 +589,19 @@ func TestProxyIdentityProviderDown(t *testing.T) {
 		t.Fatalf("%+v", evs)
 	}
 }
+
+// TestProxyFailClosed: with Custos unreachable, a --fail-closed route is
+// refused (503) rather than served unrecorded; any other route is served,
+// its event waiting in the spool.
+func TestProxyFailClosed(t *testing.T) {
+	up := newProxyUpstream(t)
+	base, _, stderr := runProxy(t, "http://"+freeAddr(t), "--upstream", up.URL, "--allow-anonymous",
+		"--fail-closed", "GET /fhir/Patient/{id}", "--block-refresh", "0", "--shutdown-timeout", "1s")
+	code, h, body := proxyCall{method: "GET", path: "/fhir/Patient/p-123"}.do(t, base)
+	if code != 503 || h.Get("Content-Type") != "application/problem+json" || strings.Contains(body, "Doe") {
+		t.Fatalf("fail-closed route with Custos down: %d %s\n%s", code, body, stderr.String())
+	}
+	if code, _, body := (proxyCall{method: "GET", path: "/fhir/Observation/o-1"}).do(t, base); code != 200 {
+		t.Fatalf("another route with Custos down: %d %s", code, body)
+	}
+}

@@ -201,8 +201,8 @@ type auditor struct {
 	states    []leaf.StateRecord
 	proj      Projection
 	delivered []store.DeliveryRow // the deliveries the events name, in index order (one per keyed request)
-	anchors   []Anchor // sorted by size; checked as the tree reaches them
-	seg       segment  // the records since the last checkpoint
+	anchors   []Anchor            // sorted by size; checked as the tree reaches them
+	seg       segment             // the records since the last checkpoint
 	problem   *Problem
 	scanErr   error
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,15 +39,56 @@ type Scanner struct {
 }
 
 // NewScanner starts a walk that keeps at most max distinct patients.
-func NewScanner(max int) *Scanner {
+func NewScanner(max int) *Scanner { return newScanner(max, false, 0) }
+
+// NewGzipScanner is NewScanner for a body sent with Content-Encoding: gzip:
+// the walk reads it decompressed, at most maxInflated bytes of JSON.
+func NewGzipScanner(max int) *Scanner { return newScanner(max, true, maxInflated) }
+
+// maxInflated bounds the JSON a gzip body may inflate to for the walk (a
+// small body of whitespace could otherwise keep it busy for long).
+const maxInflated = 256 << 20
+
+// ErrInflatedTooLarge ends the walk of a gzip body past maxInflated.
+var ErrInflatedTooLarge = errors.New("the body inflates to more than 256 MiB")
+
+func newScanner(max int, gzipped bool, inflateCap int64) *Scanner {
 	pr, pw := io.Pipe()
 	s := &Scanner{pw: pw, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		s.res = walkBundle(pr, max)
+		var r io.Reader = pr
+		if gzipped {
+			gz, err := gzip.NewReader(pr)
+			if err != nil {
+				s.res = Patients{Err: err}
+				pr.CloseWithError(errWalkEnded)
+				return
+			}
+			r = &capReader{r: gz, left: inflateCap}
+		}
+		s.res = walkBundle(r, max)
 		pr.CloseWithError(errWalkEnded) // a writer still writing is told, not blocked
 	}()
 	return s
+}
+
+// capReader fails once more than left bytes were read.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, ErrInflatedTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 var errWalkEnded = errors.New("bundle walk ended")

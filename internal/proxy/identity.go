@@ -25,6 +25,8 @@ type request struct {
 	refused *custos.Error
 	search  bool     // a FHIR search: its Bundle answer is walked
 	scan    *Scanner // the walk of the answer, if it is one
+	// unreadable is the content encoding of a search answer the walk cannot read.
+	unreadable string
 
 	upstreamFailed bool // the upstream did not answer
 	tooLarge       bool // the request body was over the limit

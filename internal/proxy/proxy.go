@@ -251,7 +251,15 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if st == nil || !st.search || resp.StatusCode != http.StatusOK || !fhirJSON(resp.Header.Get("Content-Type")) {
 		return nil
 	}
-	st.scan = NewScanner(p.cfg.MaxPatients)
+	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		st.scan = NewScanner(p.cfg.MaxPatients)
+	case "gzip", "x-gzip":
+		st.scan = NewGzipScanner(p.cfg.MaxPatients)
+	default:
+		st.unreadable = enc // br, deflate, …: passed on, not walked; the search's event says so
+		return nil
+	}
 	resp.Body = &teeBody{rc: resp.Body, scan: st.scan}
 	return nil
 }

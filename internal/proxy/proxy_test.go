@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -199,5 +202,55 @@ func TestMalformedBundlePassesThrough(t *testing.T) {
 	evs := rec.recorded(t)
 	if len(evs) != 2 || evs[1].PatientID != "p-1" || !strings.Contains(string(evs[0].Changes), `"incomplete"`) {
 		t.Fatalf("%+v", evs)
+	}
+}
+
+// TestGzipSearchAnswer: a search answered with Content-Encoding gzip is
+// passed on compressed, and its patients recorded; an encoding the walk
+// cannot read is passed on too, and the search's event says its patients
+// are missing.
+func TestGzipSearchAnswer(t *testing.T) {
+	const bundle = `{"resourceType":"Bundle","entry":[{"resource":{"resourceType":"Patient","id":"p-7"}}]}`
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(bundle))
+	zw.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		if r.URL.Query().Get("enc") == "br" {
+			w.Header().Set("Content-Encoding", "br")
+			w.Write([]byte("not really brotli"))
+			return
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Write(gz.Bytes())
+	}))
+	defer up.Close()
+	srv, rec := newTestProxy(t, up.URL, Config{AllowAnonymous: true})
+	resp, body := get(t, srv.URL+"/Patient?name=x", map[string]string{"Accept-Encoding": "gzip"})
+	if resp.StatusCode != 200 || body != gz.String() {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if evs := rec.recorded(t); len(evs) != 2 || evs[1].PatientID != "p-7" {
+		t.Fatalf("%+v", evs)
+	}
+	get(t, srv.URL+"/Patient?enc=br", map[string]string{"Accept-Encoding": "br"})
+	if evs := rec.recorded(t)[2:]; len(evs) != 1 || !strings.Contains(string(evs[0].Changes), "(br) was not read") {
+		t.Fatalf("%+v", evs)
+	}
+}
+
+// TestGzipBomb: a small gzip body that inflates past the cap ends the walk.
+func TestGzipBomb(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"resourceType":"Bundle","entry":[`))
+	zw.Write(bytes.Repeat([]byte(`{},`), 1<<20))
+	zw.Close()
+	s := newScanner(10, true, 1<<20)
+	s.Write(gz.Bytes())
+	s.Close()
+	if got := s.Result(); !errors.Is(got.Err, ErrInflatedTooLarge) {
+		t.Fatalf("%+v", got)
 	}
 }

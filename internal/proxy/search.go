@@ -47,6 +47,10 @@ func (p *Proxy) Expand(r *http.Request, ev custos.EventInput) []custos.EventInpu
 		return []custos.EventInput{ev}
 	}
 	ev.Action = custos.ActionRead // a search, also by POST …/_search
+	if st.unreadable != "" && len(ev.Changes) == 0 {
+		ev.Changes, _ = json.Marshal(map[string]any{"search": map[string]string{
+			"incomplete": "the answer's content encoding (" + custos.Clip(st.unreadable, 32) + ") was not read: its patients are not recorded"}})
+	}
 	if st.scan == nil {
 		return []custos.EventInput{ev}
 	}

@@ -55,7 +55,7 @@ func (a *Auditor) trusted(ip netip.Addr) bool {
 
 func remoteAddr(s string) netip.Addr {
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
+		return ap.Addr().Unmap().WithZone("") // a link-local peer's zone is this host's business
 	}
 	return hopAddr(s)
 }

@@ -221,6 +221,9 @@ func (a *Auditor) encodeChanges(v any) json.RawMessage {
 		return nil
 	}
 	out := bytes.TrimRight(buf.Bytes(), "\n")
+	// Custos refuses NUL in changes; a client could otherwise send one to
+	// have its write's event refused.
+	out = bytes.ReplaceAll(out, []byte(`\u0000`), []byte(`\ufffd`))
 	if len(out) > custos.DefaultLimits.MaxChanges {
 		return json.RawMessage(`{"changes":"too large","bytes":` + strconv.Itoa(len(out)) + `}`)
 	}

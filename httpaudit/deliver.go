@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -145,28 +146,59 @@ func (a *Auditor) clearFull() {
 	}
 }
 
-// clip cuts text fields to what Custos takes, so that a long user agent or
-// path never makes a whole batch invalid.
+// clip brings text fields within what Custos takes: valid UTF-8 without
+// control characters, cut to each field's length, at most 32 non-empty
+// roles. Whatever a client sends (a path with %00, a long user agent) or
+// an application names, the event stays valid and is recorded: a batch is
+// never refused for one bad field, and no request escapes the trail by
+// carrying one.
 func clip(ev *custos.EventInput) {
 	for _, f := range []struct {
-		name string
-		s    *string
-	}{{"resource_type", &ev.ResourceType}, {"resource_id", &ev.ResourceID}, {"patient_id", &ev.PatientID},
-		{"user_agent", &ev.UserAgent}, {"request_path", &ev.RequestPath}, {"source", &ev.Source}} {
-		*f.s = custos.Clip(*f.s, custos.MaxLength(f.name))
+		s   *string
+		max int
+	}{{&ev.ResourceType, custos.MaxLength("resource_type")}, {&ev.ResourceID, custos.MaxLength("resource_id")},
+		{&ev.PatientID, custos.MaxLength("patient_id")}, {&ev.UserAgent, custos.MaxLength("user_agent")},
+		{&ev.RequestPath, custos.MaxLength("request_path")}, {&ev.Source, custos.MaxLength("source")},
+		{&ev.RequestID, 128}, {&ev.SessionID, 128}, {&ev.PurposeOfUse, 100}, {&ev.BreakGlassReason, 500},
+		{&ev.RequestMethod, 10}} {
+		*f.s = custos.Clip(noControl(*f.s), f.max)
 	}
-	if ev.User != nil {
-		ev.User.ID = custos.Clip(ev.User.ID, custos.MaxLength("user.id"))
-		ev.User.Name = custos.Clip(ev.User.Name, 255)
-		if ev.User.Roles == nil {
-			ev.User.Roles = []string{}
+	if ev.ResourceType == "" {
+		ev.ResourceType = "/"
+	}
+	if ev.User == nil || noControl(ev.User.ID) == "" {
+		ev.User = &custos.User{ID: Unauthenticated}
+	}
+	u := *ev.User
+	u.ID = custos.Clip(noControl(u.ID), custos.MaxLength("user.id"))
+	u.Name = custos.Clip(noControl(u.Name), 255)
+	roles := make([]string, 0, len(u.Roles))
+	for _, r := range u.Roles {
+		if r = custos.Clip(noControl(r), 64); r != "" && len(roles) < 32 {
+			roles = append(roles, r)
 		}
 	}
-	ev.RequestID = custos.Clip(ev.RequestID, 128)
-	ev.SessionID = custos.Clip(ev.SessionID, 128)
-	ev.PurposeOfUse = custos.Clip(ev.PurposeOfUse, 100)
-	ev.BreakGlassReason = custos.Clip(ev.BreakGlassReason, 500)
+	u.Roles = roles
+	ev.User = &u
+	if ev.BreakGlass && strings.TrimSpace(ev.BreakGlassReason) == "" {
+		ev.BreakGlassReason = "(no reason given)"
+	}
 }
+
+// noControl replaces C0 control characters but tab, and DEL, with U+FFFD.
+func noControl(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }
 
 // deliverLoop sends sealed batches in order, each with its key, and
 // removes one only after Custos acknowledged it. While Custos is

@@ -12,8 +12,9 @@
 // # Delivery
 //
 // Events leave the request path through a bounded channel; a writer
-// goroutine validates them, redacts nothing further (redaction happens
-// before an event is queued) and appends them to the spool, a directory of
+// goroutine computes a write's changes (decode, diff, redaction: nothing
+// unredacted reaches the disk or Custos), brings every field within what
+// Custos accepts, and appends the events to the spool, a directory of
 // segment files. A segment is sealed into a batch after BatchSize events,
 // FlushInterval, or a few MiB; each batch carries an idempotency key written
 // with it, and is removed only after Custos acknowledged it, so batches are
@@ -28,9 +29,10 @@
 //   - a batch is removed from the spool only after Custos acknowledged it
 //     (or refused it as invalid, in which case it is set aside, never
 //     dropped silently);
-//   - the spool never exceeds SpoolMaxBytes; what does not fit is dropped
-//     and counted (DropNewest) or refused with 503 before the handler runs
-//     (RefuseRequests), and OnSpoolFull is called;
+//   - the spool never exceeds SpoolMaxBytes; an event that does not fit is
+//     dropped and counted, OnSpoolFull is called, and under RefuseRequests
+//     later requests are answered 503 before their handler runs until the
+//     spool drained below 90%;
 //   - a fail-closed route's response leaves the process only after Custos
 //     acknowledged its event.
 //

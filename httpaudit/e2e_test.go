@@ -163,7 +163,8 @@ func app() http.Handler {
 func TestRecordsWhatHappened(t *testing.T) {
 	srv := custostest.Start(t)
 	a := start(t, srv, httpaudit.Config{FHIRBase: "/fhir", MaxBody: 1 << 10,
-		User: userOf, Routes: []httpaudit.Route{{Pattern: "POST /login", Action: custos.ActionLogin, ResourceType: "Session"},
+		SessionID: func(r *http.Request) string { return r.Header.Get("X-Session") },
+		User:      userOf, Routes: []httpaudit.Route{{Pattern: "POST /login", Action: custos.ActionLogin, ResourceType: "Session"},
 			{Pattern: "GET /healthz", Skip: true}}}, nil)
 	ts := httptest.NewServer(a.Handler(auth(a.Attribute(app()))))
 	defer ts.Close()
@@ -174,7 +175,7 @@ func TestRecordsWhatHappened(t *testing.T) {
 		code int
 		body string
 	}{
-		{call{method: "GET", path: "/fhir/Patient/123", user: "grey"}, 200, `{"read":0}`},
+		{call{method: "GET", path: "/fhir/Patient/123", user: "grey", header: map[string]string{"X-Session": "s-1", "X-Request-Id": "r-1", "User-Agent": "ehr/1.0"}}, 200, `{"read":0}`},
 		{call{method: "GET", path: "/fhir/Observation?patient=Patient/42&access_token=t0k", user: "grey"}, 200, ""},
 		{call{method: "POST", path: "/fhir/Observation", user: "grey", ctype: "application/fhir+json", body: `{"resourceType":"Observation","subject":{"password":"pw"}}`}, 200, ""},
 		{call{method: "PUT", path: "/fhir/Patient/123", user: "grey", ctype: "application/json", body: `{"resourceType":"Patient","id":"123","name":"Anne","ssn":"2"}`}, 200, ""},
@@ -203,8 +204,13 @@ func TestRecordsWhatHappened(t *testing.T) {
 		{"mallory", "LOGIN", "Session", "", "", ip, "POST", "/login", "failure", 401, ""},
 		{httpaudit.Unauthenticated, "READ", "notes", "n1", "p9", ip, "GET", "/patients/p9/notes/n1", "success", 200, ""},
 	}
-	if diff := cmp.Diff(want, summarize(srv.Events("test-app"))); diff != "" {
+	evs := srv.Events("test-app")
+	if diff := cmp.Diff(want, summarize(evs)); diff != "" {
 		t.Errorf("the trail (-want +got):\n%s", diff)
+	}
+	if e := evs[0]; e.SessionID != "s-1" || e.RequestID != "r-1" || e.UserAgent != "ehr/1.0" || e.Source != "test-app" ||
+		e.User.Name != "Dr grey" || len(e.User.Roles) != 1 || e.OccurredAt == nil {
+		t.Errorf("the first event: %+v", e)
 	}
 	if st := a.Stats(); st.Delivered != uint64(len(want)) || st.Dropped != 0 || st.SpoolBytes != 0 {
 		t.Errorf("stats: %+v", st)
@@ -423,5 +429,29 @@ func TestLostAcknowledgementNotAppendedTwice(t *testing.T) {
 	flush(t, a)
 	if got := len(srv.Events("test-app")); got != 6 || dropped != 2 {
 		t.Errorf("%d events in the trail after %d lost answers, want 6", got, dropped)
+	}
+}
+
+// TestMemoryQueue: without a spool directory events wait in memory, in
+// the same order and with the same keys, while Custos is unreachable.
+func TestMemoryQueue(t *testing.T) {
+	srv := custostest.Start(t)
+	a := start(t, srv, httpaudit.Config{BatchSize: 2}, func(time.Duration) <-chan time.Time { return time.After(time.Millisecond) })
+	ts := httptest.NewServer(a.Handler(app()))
+	defer ts.Close()
+	srv.Stop()
+	for _, p := range notePaths(1, 5) {
+		do(t, ts.URL, call{method: "GET", path: p})
+	}
+	if err := a.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Stats(); st.Delivered != 0 || st.Spooled != 5 {
+		t.Errorf("while down: %+v", st)
+	}
+	srv.Restart()
+	flush(t, a)
+	if diff := cmp.Diff(notePaths(1, 5), trailPaths(srv, "test-app")); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

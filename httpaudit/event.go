@@ -21,10 +21,17 @@ type changeSrc struct {
 	method string
 }
 
+// maxHeldBodies bounds the request bytes held for the writer at once;
+// past it, a write's changes are computed on the request path instead.
+const maxHeldBodies = 16 << 20
+
 // resolve computes deferred changes.
 func (a *Auditor) resolve(it *item) {
 	if it.src != nil {
 		it.ev.Changes = a.changesFor(&it.src.n, it.src.body, it.src.method)
+		if it.src.body != nil {
+			a.held.Add(-int64(len(it.src.body.data)))
+		}
 		it.src = nil
 	}
 }
@@ -55,7 +62,14 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 	if ann.patient != nil {
 		res.PatientID = *ann.patient
 	}
+	if res.Type == "" {
+		res.Type = firstSegment(r.URL.Path)
+	}
 	ev.ResourceType, ev.ResourceID, ev.PatientID = res.Type, res.ID, res.PatientID
+	if ann.action != "" && !ann.action.Valid() {
+		a.log.Warn("httpaudit: the handler set an action Custos does not know; recording the route's", "action", ann.action)
+		ann.action = ""
+	}
 	switch {
 	case ann.action != "":
 		action = ann.action
@@ -69,7 +83,7 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 	if status >= 400 {
 		ev.Outcome = custos.OutcomeFailure
 	}
-	ev.RequestPath = r.URL.Path
+	ev.RequestPath = r.URL.EscapedPath() // %00 and %0A stay escaped
 	if r.URL.RawQuery != "" {
 		ev.RequestPath += "?" + a.redactQuery(r.URL.RawQuery)
 	}
@@ -87,10 +101,16 @@ func (a *Auditor) build(r *http.Request, rq *request, status int) []item {
 		ev.BreakGlass, ev.BreakGlassReason = true, ann.breakGlass
 	}
 	if a.cfg.Expand == nil {
-		return []item{{ev: ev, src: src}}
+		it := item{ev: ev, src: src}
+		if src != nil && src.body != nil && a.held.Add(int64(len(src.body.data))) > maxHeldBodies {
+			a.resolve(&it) // the writer is behind: do not hold more
+		}
+		return []item{it}
 	}
-	first := item{ev: ev, src: src}
-	a.resolve(&first)
+	first := item{ev: ev}
+	if src != nil {
+		first.ev.Changes = a.changesFor(&src.n, src.body, src.method)
+	}
 	evs := a.cfg.Expand(r, first.ev)
 	items := make([]item, len(evs))
 	for i, e := range evs {
@@ -107,7 +127,7 @@ func requestID(r *http.Request) string {
 }
 
 func (a *Auditor) user(r *http.Request, ann *notes) *custos.User {
-	if ann.user != nil {
+	if ann.user != nil && ann.user.ID != "" {
 		return ann.user
 	}
 	if a.cfg.User != nil {
@@ -148,11 +168,15 @@ func (a *Auditor) resource(r *http.Request, m match) (Resource, custos.Action) {
 			return shapeResource(sh, r), ""
 		}
 	}
-	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return Resource{Type: firstSegment(r.URL.Path)}, ""
+}
+
+func firstSegment(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if seg == "" {
-		seg = "/"
+		return "/"
 	}
-	return Resource{Type: seg}, ""
+	return seg
 }
 
 func shapeResource(sh shape, r *http.Request) Resource {

@@ -166,6 +166,7 @@ type Auditor struct {
 	run      context.Context // ends when Close stops the loops
 	stopRun  context.CancelFunc
 
+	held    atomic.Int64 // request bytes waiting for the writer
 	full    atomic.Bool
 	fullMu  sync.Mutex
 	changed chan struct{} // closed and replaced when the spool shrinks

@@ -122,9 +122,9 @@ func notePaths(from, to int) []string {
 	return out
 }
 
-func trailPaths(srv *custostest.Server) []string {
+func trailPaths(srv *custostest.Server, source string) []string {
 	var out []string
-	for _, e := range srv.Events("testapp") {
+	for _, e := range srv.Events(source) {
 		out = append(out, e.RequestPath)
 	}
 	return out
@@ -158,7 +158,7 @@ func TestKilledWhileSpooled(t *testing.T) {
 		do(t, p.url, call{method: "GET", path: path})
 	}
 	waitFor(t, "25 events in Custos", func() bool { return len(srv.Events("testapp")) >= 25 })
-	if diff := cmp.Diff(notePaths(1, 25), trailPaths(srv)); diff != "" {
+	if diff := cmp.Diff(notePaths(1, 25), trailPaths(srv, "testapp")); diff != "" {
 		t.Errorf("the trail (-want +got):\n%s", diff)
 	}
 }
@@ -207,7 +207,7 @@ func TestKilledBetweenCommitAndAcknowledgement(t *testing.T) {
 		do(t, p.url, call{method: "GET", path: path})
 	}
 	waitFor(t, "6 events delivered", func() bool { return p.stats(t).Delivered == 6 })
-	if diff := cmp.Diff(notePaths(1, 6), trailPaths(srv)); diff != "" {
+	if diff := cmp.Diff(notePaths(1, 6), trailPaths(srv, "testapp")); diff != "" {
 		t.Errorf("the trail (-want +got):\n%s", diff)
 	}
 }

@@ -19,6 +19,11 @@ func (a *Auditor) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, next) })
 }
 
+// refuseMargin: under RefuseRequests, requests are refused while the
+// queue to the writer has fewer free places than this, so that the events
+// of the requests already running still fit.
+const refuseMargin = 256
+
 // request is what the middleware knows of a request before the handler.
 type request struct {
 	start time.Time
@@ -41,7 +46,7 @@ func (a *Auditor) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		a.enqueue(a.build(r, rq, http.StatusForbidden))
 		return
 	}
-	if a.cfg.WhenFull == RefuseRequests && a.full.Load() {
+	if a.cfg.WhenFull == RefuseRequests && (a.full.Load() || len(a.in) >= cap(a.in)-refuseMargin) {
 		a.refused.Add(1)
 		w.Header().Set("Retry-After", "5")
 		problem(w, http.StatusServiceUnavailable, "the audit spool is full; the request was not served")
@@ -139,6 +144,9 @@ func (a *Auditor) enqueue(items []item) {
 			a.queued.Add(1)
 		default:
 			a.dropped.Add(1)
+			if it.src != nil && it.src.body != nil {
+				a.held.Add(-int64(len(it.src.body.data)))
+			}
 		}
 	}
 }

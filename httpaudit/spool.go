@@ -18,8 +18,9 @@ import (
 // one Custos refused as invalid is renamed "<seq>.rejected" and kept for an
 // operator. One process at a time may use a spool directory.
 type spool struct {
-	dir string
-	log *slog.Logger
+	dir  string
+	log  *slog.Logger
+	lock *os.File // held while open
 
 	mu      sync.Mutex
 	sealed  []segInfo // ascending seq
@@ -45,6 +46,23 @@ func openSpool(dir string, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("httpaudit: spool: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := recoverSpool(dir, log)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// recoverSpool reads what dir holds.
+func recoverSpool(dir string, log *slog.Logger) (*spool, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("httpaudit: spool: %w", err)
@@ -270,15 +288,20 @@ func (s *spool) pending() int {
 	return s.events
 }
 
-// close leaves the open segment as it is: the next start seals it.
+// close leaves the open segment as it is (the next start seals it) and
+// releases the directory.
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open == nil {
-		return nil
+	var err error
+	if s.open != nil {
+		err = s.open.Close()
+		s.open = nil
 	}
-	err := s.open.Close()
-	s.open = nil
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
 	return err
 }
 

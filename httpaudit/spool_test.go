@@ -75,6 +75,7 @@ func TestSpoolRecoversAfterACrash(t *testing.T) {
 	torn := appendRecord(nil, []byte(`{"i":5}`))
 	f.Write(torn[:len(torn)-3])
 	f.Close()
+	s.lock.Close() // the kernel releases a dead process's lock
 
 	s2, err := openSpool(dir, log)
 	if err != nil {
@@ -234,4 +235,44 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestSpoolIsOneProcess: a second Auditor cannot open a spool in use;
+// once the first closed it, it can.
+func TestSpoolIsOneProcess(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	s, err := openSpool(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openSpool(dir, log); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("a second open: %v", err)
+	}
+	s.close()
+	s2, err := openSpool(dir, log)
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	s2.close()
+}
+
+// TestRefuseWhileTheWriterIsBehind: under RefuseRequests, a queue to the
+// writer with no room to spare refuses requests before their handler; under
+// DropNewest they are served.
+func TestRefuseWhileTheWriterIsBehind(t *testing.T) {
+	for policy, want := range map[FullPolicy]int{RefuseRequests: 503, DropNewest: 200} {
+		a, err := newAuditor(Config{Client: unreachable(), WhenFull: policy}, never)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close(canceled()) // the writer stops: nothing drains the queue
+		for len(a.in) < cap(a.in)-refuseMargin {
+			a.in <- item{}
+		}
+		h := a.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		if codes := serveN(t, h, 1); codes[0] != want {
+			t.Errorf("%v: %d, want %d", policy, codes[0], want)
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"strconv"
 
 	"github.com/custos-audit/custos"
+	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
 )
 
@@ -37,6 +38,7 @@ type Appender interface {
 type Reader interface {
 	Event(ctx context.Context, index uint64) (custos.Event, error)
 	Events(ctx context.Context, q store.Query) ([]custos.Event, error)
+	StateRecord(ctx context.Context, index uint64) (leaf.StateRecord, error)
 }
 
 // Host is what the handlers need of the API that serves them: who the
@@ -224,6 +226,13 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	e, err := h.st.Event(r.Context(), idx)
+	if errors.Is(err, custos.ErrNotFound) {
+		// Not an audit event: a state record, read as the server event it is.
+		var st leaf.StateRecord
+		if st, err = h.st.StateRecord(r.Context(), idx); err == nil {
+			e = stateEvent(&st)
+		}
+	}
 	if errors.Is(err, custos.ErrNotFound) {
 		err = custos.Errorf("fhir.read", custos.NotFound, "no AuditEvent with id %d", idx)
 	}

@@ -69,7 +69,8 @@ func (r response) json(t *testing.T, v any) {
 	}
 }
 
-func (e *env) do(method, path, token, ctype, body string) response {
+// do sends one request; hdr holds further header names and values, in pairs.
+func (e *env) do(method, path, token, ctype, body string, hdr ...string) response {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
 	if err != nil {
@@ -80,6 +81,9 @@ func (e *env) do(method, path, token, ctype, body string) response {
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -80,7 +79,7 @@ func TestIdempotentDelivery(t *testing.T) {
 	}
 
 	for _, key := range []string{"", "has space", "caf\u00e9", strings.Repeat("k", 129)} {
-		r := e.doHeader("POST", "/v1/events", adminToken, "application/json", ev("p-1"), "Idempotency-Key", key)
+		r := e.do("POST", "/v1/events", adminToken, "application/json", ev("p-1"), "Idempotency-Key", key)
 		if r.code != http.StatusBadRequest {
 			t.Errorf("key %q: %d %s, want 400", key, r.code, r.body)
 		}
@@ -146,23 +145,4 @@ func TestPlantedDeliveryRow(t *testing.T) {
 	if e.size() != size {
 		t.Fatal("records were appended")
 	}
-}
-
-// doHeader is do with one more request header.
-func (e *env) doHeader(method, path, token, ctype, body, name, value string) response {
-	e.t.Helper()
-	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", ctype)
-	req.Header[name] = []string{value}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, b}
 }

@@ -62,3 +62,16 @@ func ScanIndex(r Row) (uint64, error) {
 	err := r.Scan(&idx)
 	return uint64(idx), err
 }
+
+// One returns the first of rows, or custos.ErrNotFound when there is none:
+// the answer of a point read.
+func One[T any](rows []T, err error) (T, error) {
+	var zero T
+	if err != nil {
+		return zero, err
+	}
+	if len(rows) == 0 {
+		return zero, custos.ErrNotFound
+	}
+	return rows[0], nil
+}

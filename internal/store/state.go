@@ -101,6 +101,7 @@ func ScanStateRow(r Row) (StateRow, error) {
 // Queries both stores run as they are.
 const (
 	StateRecordsQuery = `SELECT ` + StateRecordColumns + ` FROM state_records WHERE idx > %s ORDER BY idx`
+	StateRecordQuery  = `SELECT ` + StateRecordColumns + ` FROM state_records WHERE idx = %s`
 	StateRowsQuery    = `SELECT ` + StateRowColumns + ` FROM state ORDER BY entity, id`
 	// RecordCountQuery counts the records and finds the newest index in one
 	// statement, so in one snapshot even while other nodes append.

@@ -125,6 +125,8 @@ type Reader interface {
 	// StateRecords returns the state records with index > after (-1 for
 	// all), in index order.
 	StateRecords(ctx context.Context, after int64) ([]leaf.StateRecord, error)
+	// StateRecord returns the state record at index, or custos.ErrNotFound.
+	StateRecord(ctx context.Context, index uint64) (leaf.StateRecord, error)
 	// StateRows returns the state table, ordered by entity and id.
 	StateRows(ctx context.Context) ([]StateRow, error)
 	// LegacyKeys returns the rows of the first release's api_keys table,

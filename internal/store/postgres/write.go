@@ -132,16 +132,15 @@ func (s *Store) write(ctx context.Context, tx pgx.Tx, b *store.Batch) error {
 			return fmt.Errorf("postgres: insert checkpoint: %w", err)
 		}
 	}
-	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+	exec := func(ctx context.Context, q string, args ...any) (int64, error) {
 		tag, err := tx.Exec(ctx, q, args...)
 		return tag.RowsAffected(), err
-	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.States); err != nil {
+	}
+	ph := func(n int) string { return fmt.Sprintf("$%d", n) }
+	if err := store.ApplyStates(ctx, exec, ph, b.States); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	if err := store.ApplyDeliveries(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
-		tag, err := tx.Exec(ctx, q, args...)
-		return tag.RowsAffected(), err
-	}, func(n int) string { return fmt.Sprintf("$%d", n) }, b.Events); err != nil {
+	if err := store.ApplyDeliveries(ctx, exec, ph, b.Events); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil

@@ -242,17 +242,15 @@ func (s *Store) PatientDays(ctx context.Context, from, to time.Time) ([]store.Pa
 // submitter sent with key, or custos.ErrNotFound.
 func (s *Store) Delivery(ctx context.Context, submittedBy, key string) (uint64, error) {
 	q := strings.NewReplacer("$1", "?1", "$2", "?2").Replace(store.DeliveryQuery)
-	rows, err := collect(ctx, s, "delivery", q, store.ScanIndex, submittedBy, key)
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) == 0 {
-		return 0, custos.ErrNotFound
-	}
-	return rows[0], nil
+	return store.One(collect(ctx, s, "delivery", q, store.ScanIndex, submittedBy, key))
 }
 
 // DeliveryRows returns the deliveries table in index order.
 func (s *Store) DeliveryRows(ctx context.Context) ([]store.DeliveryRow, error) {
 	return collect(ctx, s, "deliveries", store.DeliveryRowsQuery, store.ScanDeliveryRow)
+}
+
+// StateRecord returns the state record at index, or custos.ErrNotFound.
+func (s *Store) StateRecord(ctx context.Context, index uint64) (leaf.StateRecord, error) {
+	return store.One(collect(ctx, s, "state record", fmt.Sprintf(store.StateRecordQuery, "?"), store.ScanStateRecord, int64(index)))
 }

@@ -62,22 +62,18 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 			return fmt.Errorf("sqlite: insert checkpoint: %w", err)
 		}
 	}
-	if err := store.ApplyStates(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
+	exec := func(ctx context.Context, q string, args ...any) (int64, error) {
 		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return 0, err
 		}
 		return res.RowsAffected()
-	}, func(int) string { return "?" }, b.States); err != nil {
+	}
+	ph := func(int) string { return "?" }
+	if err := store.ApplyStates(ctx, exec, ph, b.States); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	if err := store.ApplyDeliveries(ctx, func(ctx context.Context, q string, args ...any) (int64, error) {
-		res, err := tx.ExecContext(ctx, q, args...)
-		if err != nil {
-			return 0, err
-		}
-		return res.RowsAffected()
-	}, func(int) string { return "?" }, b.Events); err != nil {
+	if err := store.ApplyDeliveries(ctx, exec, ph, b.Events); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

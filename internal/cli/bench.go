@@ -35,6 +35,8 @@ type benchConfig struct {
 	denyShare                  float64
 	rounds                     int
 	monitor                    bool
+	inProc                     bool   // the server runs in this process
+	upstream                   string // proxy mode: the application behind the proxy ("" starts a trivial one)
 	hc                         *http.Client
 }
 
@@ -45,7 +47,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; block: time from a fifth failed login to the 403")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; proxy: requests/s through custos proxy vs its upstream alone, every event counted; block: time from a fifth failed login to the 403")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
@@ -57,6 +59,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&c.denyShare, "deny-share", 0, "authorize mode: share of questions that are denied (each denial is committed before its answer)")
 	fs.IntVar(&c.rounds, "rounds", 50, "block mode: attackers, each from its own loopback address")
 	fs.BoolVar(&c.monitor, "monitor", true, "in-process server: run security monitoring (compare ingest with it off)")
+	fs.StringVar(&c.upstream, "upstream", "", "proxy mode: the application to put the proxy in front of; it must answer GET /fhir/Patient/{id} with 200 (default: a trivial one in this process)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server included when in-process) to this file")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
@@ -95,8 +98,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = c.blockLatency(ctx, stdout)
 	case "fhir":
 		err = c.fhirIngest(ctx, cl, hc, stdout)
+	case "proxy":
+		err = c.proxyOverhead(ctx, stdout, stderr)
 	default:
-		err = fmt.Errorf("--mode %q: want ingest, query, fhir, fhir-query, authorize or block", c.mode)
+		err = fmt.Errorf("--mode %q: want ingest, query, fhir, fhir-query, authorize, proxy or block", c.mode)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "custos bench:", err)
@@ -137,7 +142,7 @@ func (c *benchConfig) target(ctx context.Context, stderr io.Writer) (func(), err
 		cleanup()
 		return nil, err
 	}
-	c.url = srv.url
+	c.url, c.inProc = srv.url, true
 	fmt.Fprintf(stderr, "bench: in-process server at %s on %s\n", c.url, c.data)
 	return func() { srv.shutdown(); cleanup() }, nil
 }

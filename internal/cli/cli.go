@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the server (embedded SQLite under --data)", serve},
 		{"verify", "check the whole ledger; exit 0 intact, 1 naming the first bad thing, 2 could not run", verify},
+		{"proxy", "reverse proxy that audits every request to --upstream (an EHR, a FHIR server)", proxyCmd},
 		{"bench", "load generator and benchmark (HTTP ingest, raw store baseline, queries)", benchCmd},
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
 		{"admin-key", "create an administrator key on a stopped store, recorded in the ledger", adminKey},

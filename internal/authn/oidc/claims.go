@@ -28,6 +28,10 @@ func (v *Verifier) identity(payload []byte, expiry time.Time) (*Identity, error)
 		id.Name = userID
 	}
 	id.Roles = v.roles(claims)
+	if v.cfg.RolesClaim != "" {
+		raw, _ := lookup(claims, v.cfg.RolesClaim)
+		id.ClaimRoles = stringValues(raw)
+	}
 	return id, nil
 }
 

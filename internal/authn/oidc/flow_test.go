@@ -22,7 +22,7 @@ func TestTokenFromTheProvider(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 	want := &Identity{UserID: "jdoe", Name: "jdoe", Roles: []string{"auditor"},
-		Subject: "u-42", Issuer: p.m.Issuer(), Expiry: id.Expiry}
+		ClaimRoles: []string{"auditors", "staff"}, Subject: "u-42", Issuer: p.m.Issuer(), Expiry: id.Expiry}
 	if diff := cmp.Diff(want, id); diff != "" {
 		t.Errorf("identity (-want +got):\n%s", diff)
 	}

@@ -71,6 +71,10 @@ type Config struct {
 	// (discovery reads Issuer + "/.well-known/openid-configuration"). It
 	// must be https, except on a loopback address.
 	Issuer string
+	// JWKSURL, if set, is the provider's key set: discovery is skipped, and
+	// Issuer, if empty, is not checked (for issuers without discovery, such
+	// as a gateway that signs its own tokens).
+	JWKSURL string
 	// ClientID is the audience a token must name: Custos's client id.
 	ClientID string
 
@@ -109,22 +113,30 @@ var asymmetric = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
 
 // Identity is who a verified token says the caller is.
 type Identity struct {
-	UserID  string    // the value of Config.UserIDClaim
-	Name    string    // the value of Config.NameClaim, or UserID
-	Roles   []string  // Custos roles, sorted, without duplicates
-	Subject string    // the token's "sub"
-	Issuer  string    // the token's "iss"
-	Expiry  time.Time // the token's "exp"
+	UserID string   // the value of Config.UserIDClaim
+	Name   string   // the value of Config.NameClaim, or UserID
+	Roles  []string // Custos roles, sorted, without duplicates
+	// ClaimRoles are the values of the roles claim as the token has them,
+	// unmapped: for a record of what the provider said, never to grant.
+	ClaimRoles []string
+	Subject    string    // the token's "sub"
+	Issuer     string    // the token's "iss"
+	Expiry     time.Time // the token's "exp"
 }
 
 // withDefaults returns cfg checked and with its defaults filled in.
 func (cfg Config) withDefaults() (Config, error) {
-	u, err := url.Parse(cfg.Issuer)
+	if cfg.Issuer != "" || cfg.JWKSURL == "" {
+		if err := checkURL("issuer", cfg.Issuer); err != nil {
+			return cfg, err
+		}
+	}
+	if cfg.JWKSURL != "" {
+		if err := checkURL("key set URL", cfg.JWKSURL); err != nil {
+			return cfg, err
+		}
+	}
 	switch {
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return cfg, fmt.Errorf("issuer %q is not an http(s) URL", cfg.Issuer)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return cfg, fmt.Errorf("issuer %q must be https", cfg.Issuer)
 	case cfg.ClientID == "":
 		return cfg, fmt.Errorf("a client id is required")
 	}
@@ -160,6 +172,18 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Now = time.Now
 	}
 	return cfg, nil
+}
+
+// checkURL requires an https URL, or http on a loopback address.
+func checkURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("%s %q is not an http(s) URL", what, raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("%s %q must be https", what, raw)
+	}
+	return nil
 }
 
 func loopback(host string) bool {

@@ -86,6 +86,10 @@ func (v *Verifier) keySet(ctx context.Context) (gooidc.KeySet, error) {
 // its key set. The request outlives the caller's cancellation, so that one
 // impatient client does not cost everyone a retry interval.
 func (v *Verifier) discover(ctx context.Context) (string, error) {
+	if v.cfg.JWKSURL != "" {
+		v.tr.watch(v.cfg.JWKSURL)
+		return v.cfg.JWKSURL, nil
+	}
 	ctx = gooidc.ClientContext(context.WithoutCancel(ctx), v.cfg.HTTPClient)
 	p, err := gooidc.NewProvider(ctx, v.cfg.Issuer)
 	if err != nil {

@@ -44,7 +44,8 @@ func TestVerifyMapsClaims(t *testing.T) {
 			RoleMap: map[string]string{"audit-reader": "auditor", "privacy": "privacy_officer"}},
 		extra: map[string]any{"preferred_username": "jdoe", "name": "Jane Doe",
 			"realm_access": map[string]any{"roles": []string{"privacy", "offline_access", "audit-reader"}}},
-		want: Identity{UserID: "jdoe", Name: "Jane Doe", Roles: []string{"auditor", "privacy_officer"}},
+		want: Identity{UserID: "jdoe", Name: "Jane Doe", Roles: []string{"auditor", "privacy_officer"},
+			ClaimRoles: []string{"privacy", "offline_access", "audit-reader"}},
 	}, {
 		name: "Keycloak client roles, three levels deep",
 		cfg: Config{RolesClaim: "resource_access.custos.roles",
@@ -52,7 +53,7 @@ func TestVerifyMapsClaims(t *testing.T) {
 		extra: map[string]any{"resource_access": map[string]any{
 			"custos": map[string]any{"roles": []string{"officer"}},
 			"other":  map[string]any{"roles": []string{"admin"}}}},
-		want: Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"security_officer"}},
+		want: Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"security_officer"}, ClaimRoles: []string{"officer"}},
 	}, {
 		name: "Entra ID: oid and app roles",
 		cfg: Config{UserIDClaim: "oid", RolesClaim: "roles",
@@ -60,24 +61,24 @@ func TestVerifyMapsClaims(t *testing.T) {
 		extra: map[string]any{"oid": "6f1d2c1e-0000-4000-8000-000000000001", "name": "Dr. Who",
 			"roles": []string{"Custos.Auditor", "Other.App"}},
 		want: Identity{UserID: "6f1d2c1e-0000-4000-8000-000000000001", Name: "Dr. Who",
-			Roles: []string{"auditor"}},
+			Roles: []string{"auditor"}, ClaimRoles: []string{"Custos.Auditor", "Other.App"}},
 	}, {
 		name: "groups, two values to one role, and a default that is not needed",
 		cfg: Config{RolesClaim: "groups", DefaultRole: "metrics",
 			RoleMap: map[string]string{"nurses": "auditor", "doctors": "auditor"}},
 		extra: map[string]any{"groups": []string{"doctors", "nurses"}},
-		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"auditor"}},
+		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"auditor"}, ClaimRoles: []string{"doctors", "nurses"}},
 	}, {
 		name:  "no mapped value: the default role",
 		cfg:   Config{RolesClaim: "groups", DefaultRole: "metrics", RoleMap: map[string]string{"x": "auditor"}},
 		extra: map[string]any{"groups": []string{"visitors"}},
-		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"metrics"}},
+		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"metrics"}, ClaimRoles: []string{"visitors"}},
 	}, {
 		name: "a namespaced claim with dots in its name, a single string",
 		cfg: Config{RolesClaim: "https://custos.example/roles",
 			RoleMap: map[string]string{"audit": "auditor"}},
 		extra: map[string]any{"https://custos.example/roles": "audit"},
-		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"auditor"}},
+		want:  Identity{UserID: "subject-1", Name: "subject-1", Roles: []string{"auditor"}, ClaimRoles: []string{"audit"}},
 	}, {
 		name:  "a numeric user id keeps its digits",
 		cfg:   Config{UserIDClaim: "employee_number"},

@@ -57,7 +57,7 @@ type Store struct {
 	ins         map[string]insert // prepared INSERTs on the writer, by table
 	lock        *os.File          // the data folder's lock; nil when read-only
 	readOnly    bool
-	noIndex     bool // read-only without an index file: searches scan the ledger
+	noIndex     bool            // read-only without an index file: searches scan the ledger
 	migrations  fs.FS           // the ledger's migrations as this store has them
 	lacking     map[string]bool // optional migrations a read-only open found missing
 

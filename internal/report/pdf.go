@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,9 @@ type PrinterConfig struct {
 	Path string
 	// Timeout bounds each print; zero means DefaultPrintTimeout.
 	Timeout time.Duration
+	// Log receives the browser driver's errors at debug level (they are
+	// about the protocol, never about report data); nil discards them.
+	Log *slog.Logger
 }
 
 // Printer prints HTML documents to PDF with one headless Chromium, started
@@ -58,6 +62,7 @@ type Printer struct {
 	path    string // the resolved executable, "" when lookErr is set
 	lookErr error  // why there is no browser
 	timeout time.Duration
+	log     *slog.Logger
 	parent  context.Context
 	sem     chan struct{}
 
@@ -70,9 +75,12 @@ type Printer struct {
 // It never fails: when no browser is found, Available and every Print say
 // so, so that a server still offers the other formats.
 func NewPrinter(ctx context.Context, cfg PrinterConfig) *Printer {
-	p := &Printer{timeout: cfg.Timeout, parent: ctx, sem: make(chan struct{}, maxParallelPrints)}
+	p := &Printer{timeout: cfg.Timeout, log: cfg.Log, parent: ctx, sem: make(chan struct{}, maxParallelPrints)}
 	if p.timeout <= 0 {
 		p.timeout = DefaultPrintTimeout
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.path, p.lookErr = FindBrowser(cfg.Path)
 	return p
@@ -169,7 +177,8 @@ func (p *Printer) start(ctx context.Context) (context.Context, error) {
 		chromedp.Flag("mute-audio", true),
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(p.parent, opts...)
-	browser, cancelBrowser := chromedp.NewContext(alloc)
+	logf := func(format string, args ...any) { p.log.Debug("chromium", "msg", fmt.Sprintf(format, args...)) }
+	browser, cancelBrowser := chromedp.NewContext(alloc, chromedp.WithLogf(logf), chromedp.WithErrorf(logf))
 	stop := func() { cancelBrowser(); cancelAlloc() }
 	// The browser process lives as long as the context its first action
 	// runs with, so start it with browser itself and bound the wait here.

@@ -35,8 +35,9 @@ type Aggregator interface {
 	// events that match f with index > after (-1 for the first page).
 	WindowEvents(ctx context.Context, w Window, f EventFilter, after int64, limit int) ([]custos.Event, error)
 	// StateRecordsOf returns, in index order, the state records of the
-	// given entities with after < index < below.
-	StateRecordsOf(ctx context.Context, entities []string, after int64, below uint64) ([]leaf.StateRecord, error)
+	// given entities with timestamps in [from, to) and index < below. A
+	// zero to does not bound.
+	StateRecordsOf(ctx context.Context, entities []string, from, to time.Time, below uint64) ([]leaf.StateRecord, error)
 	// RecordsIn counts the records of every kind with first <= index <=
 	// last: last-first+1 unless records are missing (or were inserted).
 	RecordsIn(ctx context.Context, first, last uint64) (int64, error)
@@ -183,8 +184,12 @@ func (a AggregateSQL) Events(w Window, f EventFilter, after int64, limit int) (s
 }
 
 // StateOf builds the query of StateRecordsOf.
-func (a AggregateSQL) StateOf(entities []string, after int64, below uint64) (string, []any) {
-	args := []any{after, int64(below)}
+func (a AggregateSQL) StateOf(entities []string, from, to time.Time, below uint64) (string, []any) {
+	end := int64(1<<63 - 1)
+	if !to.IsZero() {
+		end = to.UnixMicro()
+	}
+	args := []any{from.UnixMicro(), end, int64(below)}
 	ph := make([]string, len(entities))
 	for i, e := range entities {
 		args = append(args, e)
@@ -194,8 +199,8 @@ func (a AggregateSQL) StateOf(entities []string, after int64, below uint64) (str
 	if len(ph) > 0 {
 		in = "entity IN (" + strings.Join(ph, ", ") + ")"
 	}
-	return fmt.Sprintf(`SELECT %s FROM state_records WHERE idx > %s AND idx < %s AND %s ORDER BY idx`,
-		StateRecordColumns, a.Placeholder(1), a.Placeholder(2), in), args
+	return fmt.Sprintf(`SELECT %s FROM state_records WHERE ts >= %s AND ts < %s AND idx < %s AND %s ORDER BY idx`,
+		StateRecordColumns, a.Placeholder(1), a.Placeholder(2), a.Placeholder(3), in), args
 }
 
 // RecordsInQuery counts the records of every kind in [$1, $2].

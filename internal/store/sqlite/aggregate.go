@@ -76,9 +76,9 @@ func (s *Store) WindowEvents(ctx context.Context, w store.Window, f store.EventF
 }
 
 // StateRecordsOf returns the state records of the given entities in
-// (after, below), in index order.
-func (s *Store) StateRecordsOf(ctx context.Context, entities []string, after int64, below uint64) ([]leaf.StateRecord, error) {
-	q, args := aggregates.StateOf(entities, after, below)
+// [from, to) below an index, in index order.
+func (s *Store) StateRecordsOf(ctx context.Context, entities []string, from, to time.Time, below uint64) ([]leaf.StateRecord, error) {
+	q, args := aggregates.StateOf(entities, from, to, below)
 	return collect(ctx, s, "state records", q, store.ScanStateRecord, args...)
 }
 

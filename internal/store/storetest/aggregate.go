@@ -128,7 +128,7 @@ func testAggregates(t *testing.T, s store.Store) {
 		t.Errorf("WindowEvents (-walk +store):\n%s", diff)
 	}
 	// State records by entity, below a size.
-	recs, err := s.StateRecordsOf(ctx, []string{"role"}, int64(states[0].Index), states[5].Index)
+	recs, err := s.StateRecordsOf(ctx, []string{"role"}, states[0].Timestamp.Add(time.Microsecond), time.Time{}, states[5].Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,10 @@ func testAggregates(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff([]string{"x-500", "x-1500"}, ids); diff != "" {
 		t.Errorf("StateRecordsOf (-want +got):\n%s", diff)
+	}
+	recs, err = s.StateRecordsOf(ctx, []string{"user", "role"}, states[0].Timestamp, states[3].Timestamp, 1<<40)
+	if err != nil || len(recs) != 3 || recs[0].ID != "x-0" || recs[2].ID != "x-1000" {
+		t.Errorf("StateRecordsOf in a time range: %+v, %v", recs, err)
 	}
 	if n, err := s.RecordsIn(ctx, 400, 1600); err != nil || n != 1201 {
 		t.Errorf("RecordsIn(400, 1600) = %d, %v; want 1201", n, err)

@@ -94,7 +94,15 @@ type securityDoc struct {
 	IPAddress   string         `json:"ip_address"`
 	Rule        string         `json:"rule"`
 	Status      string         `json:"status"`
+	Count       int64          `json:"count"`
 	History     []statusChange `json:"history"`
+	// AdditionalData of the unusual PHI access rule: the day judged and
+	// the threshold it exceeded.
+	AdditionalData struct {
+		Threshold float64 `json:"threshold"`
+		Day       string  `json:"day"`
+		Count     int64   `json:"count"`
+	} `json:"additional_data"`
 }
 
 func parseTime(s string) time.Time {
@@ -174,8 +182,10 @@ func (b *Builder) securityEvents(ctx context.Context, r *HIPAA) error {
 			se.OpenHighOrCritical = append(se.OpenHighOrCritical, v)
 		}
 		if d.EventType == string(custos.UnusualPHIAccess) {
+			ad := d.AdditionalData
 			r.DataAccess.UnusualPatterns = append(r.DataAccess.UnusualPatterns, UnusualPattern{UserID: d.User,
-				Day: x.at.Format(time.DateOnly), Source: "rule", SecurityEventID: d.ID, Severity: d.Severity})
+				Day: cmp.Or(ad.Day, x.at.Format(time.DateOnly)), Patients: max(d.Count, ad.Count), Threshold: ad.Threshold,
+				Source: "rule", SecurityEventID: d.ID, Severity: d.Severity})
 		}
 		if d.EventType == string(custos.BruteForce) {
 			r.LoginMonitoring.BruteForce++
@@ -266,7 +276,13 @@ func (b *Builder) changes(ctx context.Context, r *HIPAA) error {
 			ID: rec.ID, Op: op, By: rec.SubmittedBy, Summary: summary(rec)})
 	}
 	sc.ByEntity = entities.counts()
-	return b.afterTermination(ctx, r, users)
+	if err := b.afterTermination(ctx, r, users); err != nil {
+		return err
+	}
+	byIndex := func(a, b InactiveLogin) int { return cmp.Compare(a.Index, b.Index) }
+	slices.SortFunc(r.Workforce.ActivityAfterTermination, byIndex)
+	slices.SortFunc(r.LoginMonitoring.InactiveLogins, byIndex)
+	return nil
 }
 
 // summary says in a few words what a configuration record set, never a

@@ -50,6 +50,9 @@ func (b *Builder) HIPAA(ctx context.Context, req Request) (*HIPAA, error) {
 			return nil, fmt.Errorf("report: %s: %w", s.name, err)
 		}
 	}
+	if !r.Integrity.OK {
+		r.Warning = r.Integrity.Summary
+	}
 	return r, nil
 }
 

@@ -105,6 +105,10 @@ type Count struct {
 // whole, and every renderer shows Integrity first with the failure.
 type HIPAA struct {
 	Header
+	// Warning is set, first thing after the header, when the integrity
+	// checks failed: the report's counts come from a ledger that does not
+	// verify. Renderers print it above everything else.
+	Warning         string          `json:"warning,omitempty"`
 	Scope           Scope           `json:"scope"`
 	Integrity       Integrity       `json:"integrity"`
 	AccessSummary   AccessSummary   `json:"access_summary"`

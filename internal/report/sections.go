@@ -31,9 +31,9 @@ func documentOf(r Report) (document, error) {
 
 func hipaaDocument(r *HIPAA) document {
 	d := newDocument(&r.Header, "HIPAA compliance report")
-	if !r.Integrity.OK {
+	if !r.Integrity.OK || r.Warning != "" {
 		d.IntegrityFailed = true
-		d.Integrity = orDefault(r.Integrity.Summary, "The ledger did not verify.")
+		d.Integrity = orDefault(r.Warning, orDefault(r.Integrity.Summary, "The ledger did not verify."))
 		d.Problems = r.Integrity.Problems
 	}
 	d.Sections = []section{

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"State", testState},
 		{"Scans", testScans},
 		{"PatientDays", testPatientDays},
+		{"Aggregates", testAggregates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

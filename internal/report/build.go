@@ -50,6 +50,13 @@ type Config struct {
 	// Baseline is the unusual PHI access rule's configuration (default
 	// the rule's default).
 	Baseline rules.Baseline
+	// RecomputeBaselines adds to the unusual patterns the rule's security
+	// events already list the user-days found by judging every day of the
+	// period against the stored history again (store.PatientDays over the
+	// period and the baseline's days before it): an independent check,
+	// for periods when monitoring was off, at the cost of a per-user,
+	// per-day distinct count over the period.
+	RecomputeBaselines bool
 }
 
 // Defaults of Config.

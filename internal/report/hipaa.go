@@ -94,103 +94,63 @@ func (b *Builder) eventCounts(ctx context.Context, r *HIPAA, w store.Window, inP
 	if !inPeriod {
 		return nil
 	}
-	all := store.EventFilter{}
-	byAction, phiByAction := tally{}, tally{}
-	err := b.src.CountEvents(ctx, w, store.ByAction, all, func(k string, m store.Measures) error {
-		byAction.add(k, m.Events)
-		phiByAction.add(k, m.PHI)
-		as.TotalEvents += m.Events
-		as.Failures += m.Failures
-		lm.Successes += m.LoginSuccess
-		lm.Failures += m.LoginFailure
-		lm.Logouts += m.Logouts
-		da.TotalPHIAccess += m.PHI
-		da.Exports.Total += m.Exports
-		r.EmergencyAccess.FlaggedEvents += m.BreakGlass
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	as.ByAction, da.AccessByAction = byAction.counts(), phiByAction.counts()
-	if as.ByResourceType, err = b.simple(ctx, w, store.ByResourceType); err != nil {
-		return err
-	}
-	if as.BySource, err = b.simple(ctx, w, store.BySource); err != nil {
-		return err
-	}
-	for _, c := range as.BySource {
-		r.Scope.Sources = append(r.Scope.Sources, c.Key)
-	}
-	byRole, phiByRole := tally{}, tally{}
-	err = b.src.CountEvents(ctx, w, store.ByRoles, all, func(k string, m store.Measures) error {
-		for _, role := range roleKeys(k) {
-			byRole.add(role, m.Events)
-			phiByRole.add(role, m.PHI)
+	n := b.cfg.TopN
+	byAction, phiByAction, byType, bySource, byRole, phiByRole, days, failDays := tally{}, tally{}, tally{}, tally{}, tally{}, tally{}, tally{}, tally{}
+	events, phi, exports, flagged, failures, ips := newTop(n), newTop(n), newTop(n), newTop(n), newTop(n), newTop(n)
+	dims := []store.Dimension{store.ByAction, store.ByResourceType, store.BySource, store.ByRoles, store.ByUser, store.ByDay, store.ByIP}
+	// One read of the window: every breakdown at once. The per-user and
+	// per-address groups (as many as there are) stream into top-N heaps.
+	err := b.src.CountEvents(ctx, w, dims, store.EventFilter{}, func(d store.Dimension, k string, m store.Measures) error {
+		switch d {
+		case store.ByAction:
+			byAction.add(k, m.Events)
+			phiByAction.add(k, m.PHI)
+			as.TotalEvents += m.Events
+			as.Failures += m.Failures
+			lm.Successes += m.LoginSuccess
+			lm.Failures += m.LoginFailure
+			lm.Logouts += m.Logouts
+			da.TotalPHIAccess += m.PHI
+			da.Exports.Total += m.Exports
+			r.EmergencyAccess.FlaggedEvents += m.BreakGlass
+		case store.ByResourceType:
+			byType.add(k, m.Events)
+		case store.BySource:
+			bySource.add(k, m.Events)
+		case store.ByRoles:
+			for _, role := range roleKeys(k) {
+				byRole.add(role, m.Events)
+				phiByRole.add(role, m.PHI)
+			}
+		case store.ByUser:
+			as.UsersTotal++
+			events.add(k, m.Events)
+			phi.add(k, m.PHI)
+			exports.add(k, m.Exports)
+			flagged.add(k, m.BreakGlass)
+			failures.add(k, m.LoginFailure)
+		case store.ByDay:
+			days.add(dayKey(k), m.Events)
+			failDays.add(dayKey(k), m.LoginFailure)
+		case store.ByIP:
+			ips.add(k, m.LoginFailure)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	as.ByAction, da.AccessByAction, as.ByResourceType, as.BySource = byAction.counts(), phiByAction.counts(), byType.counts(), bySource.counts()
+	for _, c := range as.BySource {
+		r.Scope.Sources = append(r.Scope.Sources, c.Key)
+	}
 	as.ByRole, da.AccessByRole = byRole.counts(), phiByRole.counts()
-	if err := b.userCounts(ctx, r, w); err != nil {
-		return err
-	}
-	days, failDays := tally{}, tally{}
-	err = b.src.CountEvents(ctx, w, store.ByDay, all, func(k string, m store.Measures) error {
-		days.add(dayKey(k), m.Events)
-		failDays.add(dayKey(k), m.LoginFailure)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	as.ByUser, as.TopAccessors, da.AccessByUser = events.counts(), phi.counts(), phi.counts()
+	da.Exports.ByUser, r.EmergencyAccess.FlaggedByUser, lm.FailuresByUser = exports.counts(), flagged.counts(), failures.counts()
 	as.ByDay, lm.FailuresByDay = everyDay(r.Period.From, r.Period.To, days), everyDay(r.Period.From, r.Period.To, failDays)
-	ips := newTop(b.cfg.TopN)
-	err = b.src.CountEvents(ctx, w, store.ByIP, store.EventFilter{Action: custos.ActionLogin, Outcome: custos.OutcomeFailure},
-		func(k string, m store.Measures) error { ips.add(k, m.Events); return nil })
-	if err != nil {
-		return err
-	}
 	lm.FailuresByIP = ips.counts()
 	da.DistinctPatients, err = b.src.CountDistinct(ctx, w, store.ByPatient, store.EventFilter{PHI: true})
 	return err
-}
-
-// simple is a breakdown of all events by one small dimension.
-func (b *Builder) simple(ctx context.Context, w store.Window, d store.Dimension) ([]Count, error) {
-	t := tally{}
-	err := b.src.CountEvents(ctx, w, d, store.EventFilter{}, func(k string, m store.Measures) error { t.add(k, m.Events); return nil })
-	return t.counts(), err
-}
-
-// userCounts streams the per-user groups (as many as there are users) into
-// top-N heaps: never all users in memory.
-func (b *Builder) userCounts(ctx context.Context, r *HIPAA, w store.Window) error {
-	n := b.cfg.TopN
-	events, phi, exports, flagged, failures := newTop(n), newTop(n), newTop(n), newTop(n), newTop(n)
-	var users int64
-	err := b.src.CountEvents(ctx, w, store.ByUser, store.EventFilter{}, func(k string, m store.Measures) error {
-		users++
-		events.add(k, m.Events)
-		phi.add(k, m.PHI)
-		exports.add(k, m.Exports)
-		flagged.add(k, m.BreakGlass)
-		failures.add(k, m.LoginFailure)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	r.AccessSummary.UsersTotal = users
-	r.AccessSummary.ByUser = events.counts()
-	r.AccessSummary.TopAccessors = phi.counts()
-	r.DataAccess.AccessByUser = phi.counts()
-	r.DataAccess.Exports.ByUser = exports.counts()
-	r.EmergencyAccess.FlaggedByUser = flagged.counts()
-	r.LoginMonitoring.FailuresByUser = failures.counts()
-	return nil
 }
 
 // exports lists the period's disclosures: EXPORT events that carry a

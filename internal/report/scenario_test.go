@@ -214,7 +214,7 @@ func contains(xs []string, x string) bool {
 // builder is a report builder on the scenario's store, its clock at the
 // end of the scenario.
 func (s *scenario) builder(cfg report.Config) *report.Builder {
-	cfg.VerifierKey, cfg.Now, cfg.Version = s.vkey, s.clk.Now, "test"
+	cfg.VerifierKey, cfg.Now, cfg.Version, cfg.RecomputeBaselines = s.vkey, s.clk.Now, "test", true
 	return report.NewBuilder(s.st, cfg)
 }
 

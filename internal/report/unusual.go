@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// unusual finds the user-days of the period on which a user touched more
+// unusual, when Config.RecomputeBaselines is set, finds the user-days of the period on which a user touched more
 // distinct patients than their own baseline allows, judged as the unusual
 // PHI access rule judges the current day (rules.Baseline.Threshold over
 // the user's previous HistoryDays active days, once they have
@@ -17,7 +17,7 @@ import (
 // grows with user-days, never with events.
 func (b *Builder) unusual(ctx context.Context, r *HIPAA) error {
 	bl := b.cfg.Baseline
-	if !bl.Enabled || bl.HistoryDays <= 0 {
+	if !b.cfg.RecomputeBaselines || !bl.Enabled || bl.HistoryDays <= 0 {
 		return nil
 	}
 	from := r.Period.From.UTC().Truncate(24*time.Hour).AddDate(0, 0, -bl.HistoryDays)

@@ -25,9 +25,11 @@ type Aggregator interface {
 	// first and last event index and its event count. ok is false when the
 	// window holds no event.
 	EventWindow(ctx context.Context, from, to time.Time, below uint64) (w Window, ok bool, err error)
-	// CountEvents groups the window's events that match f by one dimension
-	// and calls fn once per group, in no particular order.
-	CountEvents(ctx context.Context, w Window, by Dimension, f EventFilter, fn func(key string, m Measures) error) error
+	// CountEvents groups the window's events that match f by each of the
+	// dimensions in turn (GROUPING SETS, in one read of the window) and
+	// calls fn once per group, in no particular order. Memory grows with
+	// the number of groups, never with the number of events.
+	CountEvents(ctx context.Context, w Window, by []Dimension, f EventFilter, fn func(d Dimension, key string, m Measures) error) error
 	// CountDistinct counts the distinct values of a dimension among the
 	// window's events that match f.
 	CountDistinct(ctx context.Context, w Window, d Dimension, f EventFilter) (int64, error)
@@ -111,13 +113,13 @@ type Measures struct {
 // stores (break_glass is an integer in SQLite, a boolean in PostgreSQL, and
 // CASE WHEN reads both).
 const measureSQL = `count(*),
-	sum(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END),
-	sum(CASE WHEN patient_id IS NOT NULL AND patient_id <> '' THEN 1 ELSE 0 END),
-	sum(CASE WHEN action = 'EXPORT' THEN 1 ELSE 0 END),
-	sum(CASE WHEN break_glass THEN 1 ELSE 0 END),
-	sum(CASE WHEN action = 'LOGIN' AND outcome = 'success' THEN 1 ELSE 0 END),
-	sum(CASE WHEN action = 'LOGIN' AND outcome = 'failure' THEN 1 ELSE 0 END),
-	sum(CASE WHEN action = 'LOGOUT' THEN 1 ELSE 0 END)`
+	coalesce(sum(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN patient_id IS NOT NULL AND patient_id <> '' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN action = 'EXPORT' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN break_glass THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN action = 'LOGIN' AND outcome = 'success' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN action = 'LOGIN' AND outcome = 'failure' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN action = 'LOGOUT' THEN 1 ELSE 0 END), 0)`
 
 // AggregateSQL builds the aggregate queries of the Aggregator for one
 // store: WindowCond is how the store bounds a query to a window (its
@@ -158,15 +160,71 @@ func (a AggregateSQL) where(w Window, f EventFilter) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// Count builds the GROUP BY query of CountEvents.
-func (a AggregateSQL) Count(w Window, by Dimension, f EventFilter) (string, []any) {
+// Count builds the GROUPING SETS query of CountEvents (PostgreSQL): each
+// row carries GROUPING() of the dimensions' expressions (a bit set for each
+// expression the row is not grouped by; ByNothing is the empty grouping
+// set, every bit set) and every expression's value.
+func (a AggregateSQL) Count(w Window, by []Dimension, f EventFilter) (string, []any) {
 	where, args := a.where(w, f)
-	key := dimensions[by]
-	group := " GROUP BY " + key
-	if by == ByNothing { // one group, and none when no event matches
-		group = " HAVING count(*) > 0"
+	var exprs, sets []string
+	for _, d := range by {
+		if d == ByNothing {
+			sets = append(sets, "()")
+			continue
+		}
+		exprs = append(exprs, dimensions[d])
+		sets = append(sets, "("+dimensions[d]+")")
 	}
-	return fmt.Sprintf(`SELECT %s, %s FROM events WHERE %s%s`, key, measureSQL, where, group), args
+	if len(exprs) == 0 { // ByNothing alone
+		return fmt.Sprintf(`SELECT 0, %s FROM events WHERE %s`, measureSQL, where), args
+	}
+	return fmt.Sprintf(`SELECT GROUPING(%s), %s, %s FROM events WHERE %s GROUP BY GROUPING SETS (%s)`,
+		strings.Join(exprs, ", "), strings.Join(exprs, ", "), measureSQL, where, strings.Join(sets, ", ")), args
+}
+
+// groupOf reads the dimension of a Count row from its GROUPING() bits over
+// the expressions of grouped (by without ByNothing): the one expression the
+// row is grouped by has its bit clear, the first expression's bit the
+// highest; with every bit set, the row is the empty grouping set's.
+func groupOf(grouped []Dimension, grouping int64) (int, Dimension) {
+	n := len(grouped)
+	for i, d := range grouped {
+		if grouping&(1<<(n-1-i)) == 0 {
+			return i, d
+		}
+	}
+	return -1, ByNothing
+}
+
+// FoldSQL builds the query a store runs to fold CountEvents itself, in one
+// read of the window (SQLite, which has no GROUPING SETS): each row is one
+// event's value of every dimension asked, then the flags Measures counts.
+func (a AggregateSQL) FoldSQL(w Window, by []Dimension, f EventFilter) (string, []any) {
+	where, args := a.where(w, f)
+	exprs := make([]string, len(by))
+	for i, d := range by {
+		exprs[i] = dimensions[d]
+	}
+	return fmt.Sprintf(`SELECT %s, action, outcome, patient_id IS NOT NULL AND patient_id <> '', CASE WHEN break_glass THEN 1 ELSE 0 END FROM events WHERE %s`,
+		strings.Join(exprs, ", "), where), args
+}
+
+// Fold accumulates one event into m: what measureSQL counts.
+func (m *Measures) Fold(action, outcome string, phi, breakGlass bool) {
+	b := func(c bool) int64 {
+		if c {
+			return 1
+		}
+		return 0
+	}
+	m.Events++
+	m.Failures += b(outcome == "failure")
+	m.PHI += b(phi)
+	m.Exports += b(action == "EXPORT")
+	m.BreakGlass += b(breakGlass)
+	m.LoginSuccess += b(action == "LOGIN" && outcome == "success")
+	m.LoginFailure += b(action == "LOGIN" && outcome == "failure")
+	m.Logouts += b(action == "LOGOUT")
 }
 
 // Distinct builds the query of CountDistinct.
@@ -207,22 +265,38 @@ func (a AggregateSQL) StateOf(entities []string, from, to time.Time, below uint6
 const RecordsInQuery = `SELECT (SELECT count(*) FROM events WHERE idx >= $1 AND idx <= $2) +
 	(SELECT count(*) FROM state_records WHERE idx >= $1 AND idx <= $2)`
 
-// ScanGroup reads one row of a Count query.
-func ScanGroup(r Row) (string, Measures, error) {
-	var key string
-	var m Measures
-	err := r.Scan(&key, &m.Events, &m.Failures, &m.PHI, &m.Exports, &m.BreakGlass, &m.LoginSuccess, &m.LoginFailure, &m.Logouts)
-	return key, m, err
-}
-
 // StreamGroups reads every row of a Count query into fn.
-func StreamGroups(rows Rows, fn func(string, Measures) error) error {
+func StreamGroups(rows Rows, by []Dimension, fn func(Dimension, string, Measures) error) error {
+	var grouped []Dimension
+	for _, d := range by {
+		if d != ByNothing {
+			grouped = append(grouped, d)
+		}
+	}
+	keys := make([]*string, len(grouped))
 	for rows.Next() {
-		k, m, err := ScanGroup(rows)
-		if err != nil {
+		var grouping int64
+		var m Measures
+		dest := []any{&grouping}
+		for i := range keys {
+			dest = append(dest, &keys[i])
+		}
+		dest = append(dest, &m.Events, &m.Failures, &m.PHI, &m.Exports, &m.BreakGlass, &m.LoginSuccess, &m.LoginFailure, &m.Logouts)
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		if err := fn(k, m); err != nil {
+		if len(grouped) == 0 {
+			grouping = 0 // ByNothing alone: the one row of the plain aggregate
+		}
+		i, d := groupOf(grouped, grouping)
+		if m.Events == 0 { // the empty grouping set of no event
+			continue
+		}
+		key := ""
+		if i >= 0 && keys[i] != nil {
+			key = *keys[i]
+		}
+		if err := fn(d, key, m); err != nil {
 			return err
 		}
 	}

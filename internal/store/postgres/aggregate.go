@@ -40,15 +40,19 @@ func (s *Store) EventWindow(ctx context.Context, from, to time.Time, below uint6
 	return w, true, nil
 }
 
-// CountEvents groups the window's events by one dimension.
-func (s *Store) CountEvents(ctx context.Context, w store.Window, by store.Dimension, f store.EventFilter, fn func(string, store.Measures) error) error {
+// CountEvents groups the window's events by each dimension, with GROUPING
+// SETS: one scan of the period's partitions, aggregated in the database.
+func (s *Store) CountEvents(ctx context.Context, w store.Window, by []store.Dimension, f store.EventFilter, fn func(store.Dimension, string, store.Measures) error) error {
+	if len(by) == 0 {
+		return nil
+	}
 	q, args := aggregates.Count(w, by, f)
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: count events: %w", err)
 	}
 	defer rows.Close()
-	if err := store.StreamGroups(rows, fn); err != nil {
+	if err := store.StreamGroups(rows, by, fn); err != nil {
 		return fmt.Errorf("postgres: count events: %w", err)
 	}
 	return nil

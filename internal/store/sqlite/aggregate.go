@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -45,16 +46,56 @@ func (s *Store) EventWindow(ctx context.Context, from, to time.Time, below uint6
 	return w, true, nil
 }
 
-// CountEvents groups the window's events by one dimension.
-func (s *Store) CountEvents(ctx context.Context, w store.Window, by store.Dimension, f store.EventFilter, fn func(string, store.Measures) error) error {
-	q, args := aggregates.Count(w, by, f)
+// CountEvents groups the window's events by each dimension in one read of
+// the window: SQLite has no GROUPING SETS, and a GROUP BY per dimension
+// reads (and sorts) the whole window again for each. The rows stream
+// through, each added to its group of every dimension; memory holds the
+// groups (actions, roles, users, days, addresses…), never the events.
+func (s *Store) CountEvents(ctx context.Context, w store.Window, by []store.Dimension, f store.EventFilter, fn func(store.Dimension, string, store.Measures) error) error {
+	if len(by) == 0 {
+		return nil
+	}
+	q, args := aggregates.FoldSQL(w, by, f)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite: count events: %w", err)
 	}
 	defer rows.Close()
-	if err := store.StreamGroups(rows, fn); err != nil {
+	groups := make([]map[string]*store.Measures, len(by))
+	for i := range groups {
+		groups[i] = map[string]*store.Measures{}
+	}
+	keys := make([]sql.RawBytes, len(by))
+	var action, outcome sql.RawBytes
+	var phi, breakGlass bool
+	dest := make([]any, 0, len(by)+4)
+	for i := range keys {
+		dest = append(dest, &keys[i])
+	}
+	dest = append(dest, &action, &outcome, &phi, &breakGlass)
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("sqlite: count events: %w", err)
+		}
+		a, o := string(action), string(outcome) // short: interned by the compiler's small-string path
+		for i, k := range keys {
+			m := groups[i][string(k)] // no allocation for the lookup
+			if m == nil {
+				m = &store.Measures{}
+				groups[i][string(k)] = m
+			}
+			m.Fold(a, o, phi, breakGlass)
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: count events: %w", err)
+	}
+	for i, g := range groups {
+		for k, m := range g {
+			if err := fn(by[i], k, *m); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

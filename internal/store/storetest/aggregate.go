@@ -82,29 +82,64 @@ func testAggregates(t *testing.T, s store.Store) {
 		store.ByPatient: func(e *custos.Event) string { return e.PatientID },
 	}
 	filters := []store.EventFilter{{}, {Action: custos.ActionRead}, {Outcome: custos.OutcomeFailure}, {PHI: true}, {BreakGlass: true}, {Extended: true}}
-	for d, k := range key {
-		for _, f := range filters {
-			want := map[string]store.Measures{}
+	dims := make([]store.Dimension, 0, len(key))
+	for d := range key {
+		dims = append(dims, d)
+	}
+	for _, f := range filters {
+		want := map[store.Dimension]map[string]store.Measures{}
+		for d, k := range key {
+			want[d] = map[string]store.Measures{}
 			for i := range in {
 				if e := &in[i]; matches(e, f) {
-					m := want[k(e)]
+					m := want[d][k(e)]
 					add(&m, e)
-					want[k(e)] = m
+					want[d][k(e)] = m
 				}
 			}
-			got := map[string]store.Measures{}
-			err := s.CountEvents(ctx, w, d, f, func(key string, m store.Measures) error { got[key] = m; return nil })
-			if err != nil {
-				t.Fatal(err)
+		}
+		got := map[store.Dimension]map[string]store.Measures{}
+		for d := range key {
+			got[d] = map[string]store.Measures{}
+		}
+		err := s.CountEvents(ctx, w, dims, f, func(d store.Dimension, key string, m store.Measures) error {
+			if _, dup := got[d][key]; dup {
+				t.Errorf("CountEvents(%+v): group %d %q twice", f, d, key)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("CountEvents(%d, %+v) (-walk +store):\n%s", d, f, diff)
-			}
+			got[d][key] = m
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("CountEvents(%+v) (-walk +store):\n%s", f, diff)
+		}
+		for d := range key {
 			n, err := s.CountDistinct(ctx, w, d, f)
-			if err != nil || n != int64(len(want)) {
-				t.Errorf("CountDistinct(%d, %+v) = %d, %v; want %d", d, f, n, err, len(want))
+			if err != nil || n != int64(len(want[d])) {
+				t.Errorf("CountDistinct(%d, %+v) = %d, %v; want %d", d, f, n, err, len(want[d]))
 			}
 		}
+	}
+	// One dimension alone, and none.
+	n := 0
+	if err := s.CountEvents(ctx, w, []store.Dimension{store.ByAction}, store.EventFilter{}, func(d store.Dimension, _ string, _ store.Measures) error {
+		if d != store.ByAction {
+			t.Errorf("dimension %d", d)
+		}
+		n++
+		return nil
+	}); err != nil || n != len(byActionWant(in)) {
+		t.Errorf("CountEvents(ByAction): %d groups, %v", n, err)
+	}
+	// A filter that matches nothing: no group, not even ByNothing's.
+	err = s.CountEvents(ctx, w, dims, store.EventFilter{Action: custos.ActionImport}, func(d store.Dimension, k string, m store.Measures) error {
+		t.Errorf("a group of no event: %d %q %+v", d, k, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	// WindowEvents pages through the matching events, oldest first.
 	var got, want []uint64
@@ -169,4 +204,12 @@ func add(m *store.Measures, e *custos.Event) {
 	m.LoginSuccess += b(e.Action == custos.ActionLogin && e.Outcome == custos.OutcomeSuccess)
 	m.LoginFailure += b(e.Action == custos.ActionLogin && e.Outcome == custos.OutcomeFailure)
 	m.Logouts += b(e.Action == custos.ActionLogout)
+}
+
+func byActionWant(in []custos.Event) map[custos.Action]bool {
+	m := map[custos.Action]bool{}
+	for _, e := range in {
+		m[e.Action] = true
+	}
+	return m
 }

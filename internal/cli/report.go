@@ -75,9 +75,14 @@ func (c *reportCmdFlags) run(ctx context.Context, sub string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	f, err := reportFormats().Choose(c.format, "")
+	f, err := c.reports.formats(ctx, nil).Choose(c.format, "")
 	if err != nil && c.access.server == "" {
 		return err
+	}
+	if err == nil && c.access.server == "" {
+		if err := c.reports.available(f); err != nil {
+			return err // before any work: no browser, no PDF
+		}
 	}
 	var body []byte
 	if c.access.server != "" {

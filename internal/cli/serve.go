@@ -306,7 +306,7 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
 		Reports:       cfg.reports.builder(st, signer.VerifierKey(), rulesCfg, cfg.now),
-		ReportFormats: reportFormats(),
+		ReportFormats: cfg.reports.formats(ctx, log),
 	})
 	if cfg.atna.enabled() {
 		if err := s.startATNA(cfg.atna, reg); err != nil {

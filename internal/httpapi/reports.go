@@ -104,6 +104,10 @@ func (a *API) reportFormats() report.Formats {
 func (a *API) answerReport(w http.ResponseWriter, r *http.Request, f report.Format, rep report.Report, patient string, detail map[string]any) {
 	var buf bytes.Buffer
 	if err := f.Render(r.Context(), &buf, rep); err != nil {
+		if custos.KindOf(err) == custos.Unavailable { // PDF without its browser: 503 naming it
+			a.problem(w, r, err)
+			return
+		}
 		a.problem(w, r, &custos.Error{Op: "httpapi.report", Kind: custos.Internal, Err: err})
 		return
 	}

@@ -189,8 +189,17 @@ func shorten(s string) (out string, cut bool) {
 	return string(r[:maxLabelRunes-1]) + "…", true
 }
 
-// esc escapes text for SVG content and attribute values inside HTML.
-func esc(s string) string { return html.EscapeString(s) }
+// esc escapes text for SVG content and attribute values inside HTML, and
+// replaces the control characters XML forbids (a client may send them) with
+// U+FFFD, so that every chart is also well-formed XML.
+func esc(s string) string {
+	return html.EscapeString(strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || r == 0xfffe || r == 0xffff {
+			return utf8.RuneError
+		}
+		return r
+	}, s))
+}
 
 // num formats a coordinate with one decimal, so output is stable.
 func num(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }

@@ -79,6 +79,33 @@ func rowsOf[T any](items []T, row func(T) []string) iter.Seq[[]string] {
 	}
 }
 
+// chunkRows is how many rows one printed table holds: a long table is cut
+// into tables of this many rows, each with its header, because Chromium's
+// layout of one table across many pages grows faster than its length.
+const chunkRows = 100
+
+// Chunks cuts a table's rows into runs of at most chunkRows, numbered from
+// 0, holding one run in memory at a time. An empty table yields nothing.
+func (t *table) Chunks() iter.Seq2[int, [][]string] {
+	return func(yield func(int, [][]string) bool) {
+		buf := make([][]string, 0, chunkRows)
+		i := 0
+		for row := range t.Rows {
+			buf = append(buf, row)
+			if len(buf) == chunkRows {
+				if !yield(i, buf) {
+					return
+				}
+				i++
+				buf = buf[:0]
+			}
+		}
+		if len(buf) > 0 {
+			yield(i, buf)
+		}
+	}
+}
+
 // countTable is the table of a breakdown: the key under its name, and the
 // count.
 func countTable(name, caption, keyTitle string, counts []Count) table {

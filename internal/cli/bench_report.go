@@ -51,8 +51,12 @@ func (c *benchConfig) reportBench(ctx context.Context, out, progress io.Writer) 
 	var err error
 	where := "sqlite " + c.data
 	if c.db != "" {
-		st, err = postgres.Open(ctx, c.db, postgres.Options{Logger: log})
-		where = "postgres"
+		var pg *postgres.Store
+		pg, err = postgres.Open(ctx, c.db, postgres.Options{Logger: log})
+		if err == nil {
+			pg.SetLockTenure(time.Minute) // bulk batches of 10,000 on a loaded machine, one writer
+		}
+		st, where = pg, "postgres"
 	} else {
 		st, err = sqlite.Open(ctx, c.data, sqlite.Options{Logger: log})
 	}

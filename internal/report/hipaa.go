@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/store"
@@ -60,7 +61,7 @@ func (b *Builder) HIPAA(ctx context.Context, req Request) (*HIPAA, error) {
 // empty value.
 func (r *HIPAA) init(cfg Config) {
 	r.Scope = Scope{SectionInfo: SectionInfo{"Period and scope", RegScope}, Sources: []string{},
-		RetentionDays: int(cfg.Retention / (24 * 3600e9)), MaxPeriodDays: int(cfg.MaxPeriod / (24 * 3600e9)), IncludesServer: true}
+		RetentionDays: int(cfg.Retention / (24 * time.Hour)), MaxPeriodDays: int(cfg.MaxPeriod / (24 * time.Hour)), IncludesServer: true}
 	for _, a := range custos.Actions {
 		r.Scope.Actions = append(r.Scope.Actions, string(a))
 	}

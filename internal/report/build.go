@@ -45,7 +45,8 @@ type Config struct {
 	// a list cut there says so (Truncated).
 	MaxListed int
 	// Samples is how many of the period's records the integrity check
-	// re-hashes and proves against the checkpoint (default 32).
+	// re-hashes and proves against the checkpoint (default 16), besides
+	// its first and last.
 	Samples int
 	// Baseline is the unusual PHI access rule's configuration (default
 	// the rule's default).
@@ -82,7 +83,7 @@ func (c Config) withDefaults() Config {
 		c.MaxListed = 1000
 	}
 	if c.Samples <= 0 {
-		c.Samples = 32
+		c.Samples = 16
 	}
 	if c.Baseline.HistoryDays == 0 {
 		c.Baseline = rules.DefaultConfig().UnusualPHIAccess

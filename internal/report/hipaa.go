@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/store"
@@ -60,7 +61,7 @@ func (b *Builder) HIPAA(ctx context.Context, req Request) (*HIPAA, error) {
 // empty value.
 func (r *HIPAA) init(cfg Config) {
 	r.Scope = Scope{SectionInfo: SectionInfo{"Period and scope", RegScope}, Sources: []string{},
-		RetentionDays: int(cfg.Retention / (24 * 3600e9)), MaxPeriodDays: int(cfg.MaxPeriod / (24 * 3600e9)), IncludesServer: true}
+		RetentionDays: int(cfg.Retention / (24 * time.Hour)), MaxPeriodDays: int(cfg.MaxPeriod / (24 * time.Hour)), IncludesServer: true}
 	for _, a := range custos.Actions {
 		r.Scope.Actions = append(r.Scope.Actions, string(a))
 	}
@@ -97,9 +98,10 @@ func (b *Builder) eventCounts(ctx context.Context, r *HIPAA, w store.Window, inP
 	n := b.cfg.TopN
 	byAction, phiByAction, byType, bySource, byRole, phiByRole, days, failDays := tally{}, tally{}, tally{}, tally{}, tally{}, tally{}, tally{}, tally{}
 	events, phi, exports, flagged, failures, ips := newTop(n), newTop(n), newTop(n), newTop(n), newTop(n), newTop(n)
-	dims := []store.Dimension{store.ByAction, store.ByResourceType, store.BySource, store.ByRoles, store.ByUser, store.ByDay, store.ByIP}
+	dims := []store.Dimension{store.ByAction, store.ByResourceType, store.BySource, store.ByRoles, store.ByUser, store.ByDay, store.ByIP, store.ByPatient}
 	// One read of the window: every breakdown at once. The per-user and
-	// per-address groups (as many as there are) stream into top-N heaps.
+	// per-address groups (as many as there are) stream into top-N heaps;
+	// the per-patient groups are only counted.
 	err := b.src.CountEvents(ctx, w, dims, store.EventFilter{}, func(d store.Dimension, k string, m store.Measures) error {
 		switch d {
 		case store.ByAction:
@@ -134,6 +136,10 @@ func (b *Builder) eventCounts(ctx context.Context, r *HIPAA, w store.Window, inP
 			failDays.add(dayKey(k), m.LoginFailure)
 		case store.ByIP:
 			ips.add(k, m.LoginFailure)
+		case store.ByPatient: // counted, never kept
+			if k != "" && m.PHI > 0 {
+				da.DistinctPatients++
+			}
 		}
 		return nil
 	})
@@ -149,8 +155,7 @@ func (b *Builder) eventCounts(ctx context.Context, r *HIPAA, w store.Window, inP
 	da.Exports.ByUser, r.EmergencyAccess.FlaggedByUser, lm.FailuresByUser = exports.counts(), flagged.counts(), failures.counts()
 	as.ByDay, lm.FailuresByDay = everyDay(r.Period.From, r.Period.To, days), everyDay(r.Period.From, r.Period.To, failDays)
 	lm.FailuresByIP = ips.counts()
-	da.DistinctPatients, err = b.src.CountDistinct(ctx, w, store.ByPatient, store.EventFilter{PHI: true})
-	return err
+	return nil
 }
 
 // exports lists the period's disclosures: EXPORT events that carry a
@@ -176,7 +181,7 @@ func (b *Builder) exports(ctx context.Context, r *HIPAA, w store.Window, inPerio
 // pageWindow calls fn with the window's events matching f, oldest first,
 // a page at a time, until fn returns false.
 func (b *Builder) pageWindow(ctx context.Context, w store.Window, f store.EventFilter, fn func(*custos.Event) bool) error {
-	const page = 500
+	const page = 2000
 	for after := int64(-1); ; {
 		evs, err := b.src.WindowEvents(ctx, w, f, after, page)
 		if err != nil {

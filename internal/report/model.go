@@ -344,7 +344,8 @@ type EmergencyAccess struct {
 	ReviewsOpen   int64   `json:"reviews_open"`   // grants whose review is still open at the checkpoint
 	ReviewsClosed int64   `json:"reviews_closed"`
 	FlaggedByUser []Count `json:"flagged_by_user"`
-	// Uses lists the flagged events, newest first, at most MaxListed.
+	// Uses lists the flagged events, newest first: the period's first
+	// MaxListed of them when there are more (Truncated).
 	Uses      []EmergencyUse `json:"uses"`
 	Truncated bool           `json:"truncated"`
 }

@@ -129,6 +129,10 @@ type AggregateSQL struct {
 	// WindowCond returns the condition bounding a query to w and its
 	// arguments, numbered from 1.
 	WindowCond func(w Window, ph func(n int) string) (string, []any)
+	// Order is the ORDER BY of WindowEvents (default "idx"): the order of
+	// the index WindowCond walks, the same as the index's since timestamps
+	// never decrease with it.
+	Order string
 }
 
 // EventWindowQuery finds the window of [$1, $2) below $3: min and max index
@@ -197,17 +201,26 @@ func groupOf(grouped []Dimension, grouping int64) (int, Dimension) {
 }
 
 // FoldSQL builds the query a store runs to fold CountEvents itself, in one
-// read of the window (SQLite, which has no GROUPING SETS): each row is one
-// event's value of every dimension asked, then the flags Measures counts.
+// read of the window (SQLite, which has no GROUPING SETS). Each row is one
+// column: the event's value of every dimension asked, then its action, its
+// outcome, and "1" or "0" for naming a patient and for break-the-glass,
+// joined by FoldSeparator. One column, because a driver pays per column
+// fetched; the separator is a control character, which no stored text
+// holds (validation refuses them).
 func (a AggregateSQL) FoldSQL(w Window, by []Dimension, f EventFilter) (string, []any) {
 	where, args := a.where(w, f)
-	exprs := make([]string, len(by))
-	for i, d := range by {
-		exprs[i] = dimensions[d]
+	exprs := make([]string, 0, len(by)+4)
+	for _, d := range by {
+		exprs = append(exprs, dimensions[d])
 	}
-	return fmt.Sprintf(`SELECT %s, action, outcome, patient_id IS NOT NULL AND patient_id <> '', CASE WHEN break_glass THEN 1 ELSE 0 END FROM events WHERE %s`,
-		strings.Join(exprs, ", "), where), args
+	exprs = append(exprs, "action", "outcome",
+		"CASE WHEN patient_id IS NOT NULL AND patient_id <> '' THEN '1' ELSE '0' END",
+		"CASE WHEN break_glass THEN '1' ELSE '0' END")
+	return fmt.Sprintf(`SELECT %s FROM events WHERE %s`, strings.Join(exprs, " || char(31) || "), where), args
 }
+
+// FoldSeparator separates the fields of a FoldSQL row.
+const FoldSeparator = 0x1f
 
 // Fold accumulates one event into m: what measureSQL counts.
 func (m *Measures) Fold(action, outcome string, phi, breakGlass bool) {
@@ -237,8 +250,12 @@ func (a AggregateSQL) Distinct(w Window, d Dimension, f EventFilter) (string, []
 func (a AggregateSQL) Events(w Window, f EventFilter, after int64, limit int) (string, []any) {
 	where, args := a.where(w, f)
 	args = append(args, after)
-	return fmt.Sprintf(`SELECT %s FROM events WHERE %s AND idx > %s ORDER BY idx LIMIT %d`,
-		EventColumns, where, a.Placeholder(len(args)), max(limit, 1)), args
+	order := a.Order
+	if order == "" {
+		order = "idx"
+	}
+	return fmt.Sprintf(`SELECT %s FROM events WHERE %s AND idx > %s ORDER BY %s LIMIT %d`,
+		EventColumns, where, a.Placeholder(len(args)), order, max(limit, 1)), args
 }
 
 // StateOf builds the query of StateRecordsOf.

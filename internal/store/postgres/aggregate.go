@@ -8,6 +8,7 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
+	"github.com/jackc/pgx/v5"
 )
 
 var _ store.Aggregator = (*Store)(nil)
@@ -47,7 +48,18 @@ func (s *Store) CountEvents(ctx context.Context, w store.Window, by []store.Dime
 		return nil
 	}
 	q, args := aggregates.Count(w, by, f)
-	rows, err := s.pool.Query(ctx, q, args...)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres: count events: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// The hash tables of a report's grouping sets (users, addresses,
+	// patients) exceed the default work_mem and would spill to disk: this
+	// one statement may hold aggregateWorkMem.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '"+aggregateWorkMem+"'"); err != nil {
+		return fmt.Errorf("postgres: count events: %w", err)
+	}
+	rows, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("postgres: count events: %w", err)
 	}
@@ -57,6 +69,10 @@ func (s *Store) CountEvents(ctx context.Context, w store.Window, by []store.Dime
 	}
 	return nil
 }
+
+// aggregateWorkMem bounds the memory of a report's aggregate on the
+// database server.
+const aggregateWorkMem = "128MB"
 
 // CountDistinct counts the distinct values of a dimension in the window.
 func (s *Store) CountDistinct(ctx context.Context, w store.Window, d store.Dimension, f store.EventFilter) (int64, error) {

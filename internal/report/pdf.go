@@ -214,6 +214,19 @@ func (p *Printer) start(ctx context.Context) (context.Context, error) {
 	return browser, nil
 }
 
+// process returns the running browser's process, nil when none runs.
+func (p *Printer) process() *os.Process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.browser == nil {
+		return nil
+	}
+	if c := chromedp.FromContext(p.browser); c != nil && c.Browser != nil {
+		return c.Browser.Process()
+	}
+	return nil
+}
+
 // Close kills the browser, if one runs, and waits for it to exit. Prints
 // after Close start a new one while the Printer's context lives.
 func (p *Printer) Close() error {

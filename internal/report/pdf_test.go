@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/custos-audit/custos"
@@ -215,4 +216,35 @@ func BenchmarkPDF(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestPDFBrowserEndsWithContext: the shared browser is one process for
+// every print, and it is killed when the Printer's context ends.
+func TestPDFBrowserEndsWithContext(t *testing.T) {
+	testPrinter(t) // skips without a browser
+	ctx, cancel := context.WithCancel(t.Context())
+	p := NewPrinter(ctx, PrinterConfig{Path: os.Getenv("CUSTOS_CHROMIUM")})
+	defer p.Close()
+	var pids []int
+	for range 2 {
+		if err := p.Print(t.Context(), &bytes.Buffer{}, []byte("<p>x</p>"), ""); err != nil {
+			t.Fatal(err)
+		}
+		proc := p.process()
+		if proc == nil {
+			t.Fatal("no browser process after a print")
+		}
+		pids = append(pids, proc.Pid)
+	}
+	if pids[0] != pids[1] {
+		t.Errorf("two prints, two browsers (%v): the browser is not reused", pids)
+	}
+	cancel()
+	p.Close() // waits for the killed process to be reaped
+	if err := syscall.Kill(pids[0], 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the browser (pid %d) outlived its context: %v", pids[0], err)
+	}
+	if err := p.Print(t.Context(), &bytes.Buffer{}, []byte("<p>x</p>"), ""); err == nil {
+		t.Error("a printer whose context ended still printed")
+	}
 }

@@ -29,6 +29,7 @@ const (
 	UnsupportedMedia             // the content type is not one we read
 	Unavailable                  // a dependency is down; the client may retry
 	Conflict                     // the request conflicts with the current state
+	NotAcceptable                // no representation the client accepts (a report format not offered)
 )
 
 func (k Kind) String() string {
@@ -49,6 +50,8 @@ func (k Kind) String() string {
 		return "unavailable"
 	case Conflict:
 		return "conflict"
+	case NotAcceptable:
+		return "not acceptable"
 	default:
 		return "internal error"
 	}

@@ -27,6 +27,9 @@ type EventInput struct {
 	PurposeOfUse     string          `json:"purpose_of_use,omitempty"`
 	BreakGlass       bool            `json:"break_glass,omitempty"`
 	BreakGlassReason string          `json:"break_glass_reason,omitempty"`
+	// Disclosure, on an EXPORT, records a disclosure to a third party for
+	// the accounting of disclosures (45 CFR 164.528).
+	Disclosure *Disclosure `json:"disclosure,omitempty"`
 }
 
 // Event returns the input as an (unsequenced, not yet validated) Event.
@@ -36,6 +39,10 @@ func (in *EventInput) Event() Event {
 		RequestMethod: in.RequestMethod, RequestPath: in.RequestPath, Changes: in.Changes, Outcome: in.Outcome,
 		StatusCode: in.StatusCode, Source: in.Source, RequestID: in.RequestID, SessionID: in.SessionID,
 		PurposeOfUse: in.PurposeOfUse, BreakGlass: in.BreakGlass, BreakGlassReason: in.BreakGlassReason}
+	if in.Disclosure != nil {
+		d := *in.Disclosure
+		e.Disclosure = &d
+	}
 	if in.User != nil {
 		e.User = *in.User
 	}

@@ -39,6 +39,9 @@ const (
 	maxSessionID     = 128
 	maxPurposeOfUse  = 100
 	maxReason        = 500
+	maxRecipient     = 256
+	maxAddress       = 512
+	maxDisclosed     = 256 // a disclosure's purpose
 )
 
 // MaxLength is the longest value, in characters, an event field takes, by
@@ -136,11 +139,26 @@ func (e *Event) Normalize(lim Limits, prefix string) error {
 	if !e.BreakGlass && e.BreakGlassReason != "" {
 		v.add("break_glass_reason", "is only allowed when break_glass is true")
 	}
+	if d := e.Disclosure; d != nil {
+		v.disclosure(e.Action, d)
+	}
 	if e.OccurredAt != nil {
 		t := e.OccurredAt.UTC()
 		e.OccurredAt = &t
 	}
 	return v.err()
+}
+
+// disclosure checks a disclosure (45 CFR 164.528): only an EXPORT makes
+// one, and it names its recipient and purpose; the recipient's address is
+// optional.
+func (v *validator) disclosure(a Action, d *Disclosure) {
+	if a != ActionExport {
+		v.add("disclosure", "only an EXPORT event records a disclosure")
+	}
+	v.text("disclosure.recipient", d.Recipient, maxRecipient, true)
+	v.text("disclosure.address", d.Address, maxAddress, false)
+	v.text("disclosure.purpose", d.Purpose, maxDisclosed, true)
 }
 
 type validator struct {

@@ -75,9 +75,10 @@ func (a *accessFlags) open(ctx context.Context) (access, error) {
 
 // offline is a ledger opened by a command rather than a server.
 type offline struct {
-	st  store.Store
-	seq *ledger.Sequencer
-	dir *authn.Directory
+	st     store.Store
+	seq    *ledger.Sequencer
+	dir    *authn.Directory
+	signer *ledger.Signer
 }
 
 // openOffline opens the store, checks it as a start does, and replays the
@@ -107,7 +108,7 @@ func openOffline(ctx context.Context, cfg serverConfig, exclusive bool) (*offlin
 		st.Close()
 		return nil, err
 	}
-	off := &offline{st: st, seq: seq}
+	off := &offline{st: st, seq: seq, signer: signer}
 	if err = recordLogKey(ctx, st, seq, signer); err == nil {
 		off.dir, err = authn.NewDirectory(ctx, seq, ledger.NewStateFeed(st, signer.VerifierKey()),
 			authn.Config{Logger: log, Secret: signer.DeriveSecret("second factor")})

@@ -31,6 +31,7 @@ type benchConfig struct {
 	rate                       float64
 	duration                   time.Duration
 	baseline                   bool
+	baselines                  bool // report mode: --report-baselines
 	preload, patients, limit   int
 	denyShare                  float64
 	rounds                     int
@@ -47,16 +48,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&c.token, "token", "", "bearer token for --url (an admin key: ingest and read)")
 	fs.StringVar(&c.data, "data", "", "data folder of the in-process server (default: a temporary folder)")
 	fs.StringVar(&c.db, "db", "", "PostgreSQL URL for the in-process server's store (and, in a temporary schema, the raw baseline)")
-	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; proxy: requests/s through custos proxy vs its upstream alone, every event counted; block: time from a fifth failed login to the 403")
+	fs.StringVar(&c.mode, "mode", "ingest", "ingest: POST batches (plus the raw baseline); query: patient-history searches; fhir: the same batches as Custos JSON and as FHIR Bundles; fhir-query: query through GET /fhir/AuditEvent?patient=; authorize: POST /v1/authorize decisions; proxy: requests/s through custos proxy vs its upstream alone, every event counted; block: time from a fifth failed login to the 403; report: the one-month HIPAA report and six-year patient access reports over --preload events, loaded straight through the ledger into --data or --db")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.IntVar(&c.batch, "batch", 500, "events per POST")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: events per second to offer (0: closed loop, as fast as answers come)")
 	fs.DurationVar(&c.duration, "duration", 30*time.Second, "how long each phase runs")
 	fs.BoolVar(&c.baseline, "baseline", true, "ingest mode: also write the same rows straight into a fresh SQLite store (no HTTP, JSON or ledger)")
-	fs.IntVar(&c.preload, "preload", 0, "query mode: events to load first")
+	fs.IntVar(&c.preload, "preload", 0, "query mode: events to load first; report mode: events in the report's month (and a twentieth as many over the six years before)")
 	fs.IntVar(&c.patients, "patients", 100_000, "distinct patients in generated events")
 	fs.IntVar(&c.limit, "limit", 100, "query mode: page size")
 	fs.Float64Var(&c.denyShare, "deny-share", 0, "authorize mode: share of questions that are denied (each denial is committed before its answer)")
+	fs.BoolVar(&c.baselines, "report-baselines", false, "report mode: also recompute the PHI-access baselines over the period")
 	fs.IntVar(&c.rounds, "rounds", 50, "block mode: attackers, each from its own loopback address")
 	fs.BoolVar(&c.monitor, "monitor", true, "in-process server: run security monitoring (compare ingest with it off)")
 	fs.StringVar(&c.upstream, "upstream", "", "proxy mode: the application to put the proxy in front of; it must answer GET /fhir/Patient/{id} with 200 (default: a trivial one in this process)")
@@ -77,6 +79,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		defer f.Close()
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
+	}
+	if c.mode == "report" {
+		if err := c.reportBench(ctx, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "custos bench:", err)
+			return exitError
+		}
+		return exitOK
 	}
 	stop, err := c.target(ctx, stderr)
 	if err != nil {

@@ -34,3 +34,21 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestReportBenchSmoke: custos bench --mode report loads a small month and
+// times the reports, counting every event it loaded into the month.
+func TestReportBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads a store")
+	}
+	var out, errb bytes.Buffer
+	args := []string{"bench", "--mode", "report", "--data", t.TempDir(), "--preload", "20000", "--patients", "500"}
+	if code := Main(context.Background(), args, &out, &errb); code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{"hipaa one month run 3: 20000 events in the month", "integrity ok true", "patient access report"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+}

@@ -35,6 +35,7 @@ func commands() []command {
 		{"public-key", "print the checkpoint verifier key that auditors pin", publicKey},
 		{"admin-key", "create an administrator key on a stopped store, recorded in the ledger", adminKey},
 		{"user", "manage users: add, passwd, disable, enable, list (on the store, or --server)", userCmd},
+		{"report", "compliance reports: the HIPAA report of a period, a patient's access report or accounting of disclosures", reportCmd},
 		{"role", "manage roles: add, set, delete, list (on the store, or --server)", roleCmd},
 		{"version", "print the release and the leaf encodings it reads and writes", version},
 	}

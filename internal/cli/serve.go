@@ -48,6 +48,7 @@ type serverConfig struct {
 	monitor                                                   bool
 	alerts                                                    alertFlags
 	atna                                                      atnaConfig
+	reports                                                   reportFlags
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) {
@@ -79,6 +80,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.monitor, "monitor", true, "run security monitoring (the detection rules, blocks); false turns it and its routes off")
 	fs.Var(&c.witnesses, "witness", "URL,KEY of a C2SP tlog-witness that cosigns each checkpoint (repeatable; KEY is its cosignature/v1 verifier key)")
 	c.atna.flags(fs)
+	c.reports.flags(fs)
 }
 
 func (c *serverConfig) keyPath() string {
@@ -303,6 +305,8 @@ func startServer(ctx context.Context, cfg serverConfig, log *slog.Logger, out io
 		MaxBodyBytes: cfg.maxBody, MaxBatch: cfg.maxBatch, Limits: custos.Limits{MaxChanges: cfg.maxChanges},
 		CursorKey: cursorKey(signer), Logger: log, Registry: reg, Alerts: s.critical,
 		BodyBudget: cfg.bodyBudget, QueryTimeout: cfg.queryTimeout, MaxSearches: cfg.maxSearches, SearchShare: cfg.searchShare,
+		Reports:       cfg.reports.builder(st, signer.VerifierKey(), rulesCfg, cfg.now),
+		ReportFormats: cfg.reports.formats(ctx, log),
 	})
 	if cfg.atna.enabled() {
 		if err := s.startATNA(cfg.atna, reg); err != nil {

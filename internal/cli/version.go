@@ -18,7 +18,19 @@ func version(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
-	release, revision := "(devel)", ""
+	release, revision := buildVersion()
+	fmt.Fprintf(stdout, "custos %s", release)
+	if revision != "" {
+		fmt.Fprintf(stdout, " revision %s", revision)
+	}
+	fmt.Fprintf(stdout, "\nleaf encodings: reads versions %d and %d, writes version %d\n", leaf.Version1, leaf.Version2, leaf.Current)
+	return exitOK
+}
+
+// buildVersion is the binary's release (module version, or "(devel)") and
+// its VCS revision, if known.
+func buildVersion() (release, revision string) {
+	release = "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			release = bi.Main.Version
@@ -34,10 +46,14 @@ func version(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	fmt.Fprintf(stdout, "custos %s", release)
+	return release, revision
+}
+
+// versionString is the generator version reports carry.
+func versionString() string {
+	release, revision := buildVersion()
 	if revision != "" {
-		fmt.Fprintf(stdout, " revision %s", revision)
+		return release + " " + revision
 	}
-	fmt.Fprintf(stdout, "\nleaf encodings: reads versions %d and %d, writes version %d\n", leaf.Version1, leaf.Version2, leaf.Current)
-	return exitOK
+	return release
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/custos-audit/custos/internal/ingest"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/monitor"
+	"github.com/custos-audit/custos/internal/report"
 	"github.com/custos-audit/custos/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -36,6 +37,12 @@ type Config struct {
 	// Monitor runs the detection rules and holds security events and
 	// blocks; nil turns monitoring (and its routes) off.
 	Monitor *monitor.Monitor
+	// Reports computes the compliance reports; nil answers the report
+	// routes 503.
+	Reports *report.Builder
+	// ReportFormats are the formats reports are offered in (default JSON
+	// alone): the command line wires the renderers in.
+	ReportFormats report.Formats
 	// Alerts, when set, returns a CRITICAL condition that makes the node
 	// unready (a witness refused the log), or "".
 	Alerts func() string
@@ -193,6 +200,9 @@ func (a *API) routes() []route {
 		{"GET /fhir/AuditEvent", custos.PermEventsRead, a.fhir.Search},
 		{"POST /fhir/AuditEvent/_search", custos.PermEventsRead, a.fhir.Search},
 		{"GET /fhir/metadata", permOpen, a.fhir.Metadata}, // open: no records, read by FHIR clients before they authenticate
+		{"GET /v1/reports/hipaa", custos.PermReportsGenerate, a.hipaaReport},
+		{"GET /v1/patients/{id}/access-report", custos.PermReportsGenerate, a.patientAccessReport},
+		{"GET /v1/patients/{id}/disclosures", custos.PermReportsGenerate, a.patientDisclosures},
 		{"GET /metrics", custos.PermMetricsRead, a.metricsHandler()},
 		{"GET /healthz", "", a.healthz},
 		{"GET /readyz", "", a.readyz},

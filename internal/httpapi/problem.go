@@ -36,6 +36,8 @@ func status(k custos.Kind) int {
 		return http.StatusServiceUnavailable
 	case custos.Conflict:
 		return http.StatusConflict
+	case custos.NotAcceptable:
+		return http.StatusNotAcceptable
 	}
 	return http.StatusInternalServerError
 }

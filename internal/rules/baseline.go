@@ -178,8 +178,13 @@ func (e *Engine) phiThreshold(p *phiState) float64 {
 }
 
 // robust is median + z × 1.4826 × max(MAD, floor), at least MinPatients.
-func (e *Engine) robust(xs []float64) float64 {
-	r := e.cfg.UnusualPHIAccess
+func (e *Engine) robust(xs []float64) float64 { return e.cfg.UnusualPHIAccess.Threshold(xs) }
+
+// Threshold is the count of distinct patients in a day above which a day
+// is unusual against the history xs (past days' counts): median + ZScore ×
+// 1.4826 × max(MAD, MADFloor), at least MinPatients. Reports judge past
+// days with it as the rule judges the current one.
+func (r Baseline) Threshold(xs []float64) float64 {
 	med := median(xs)
 	dev := make([]float64, len(xs))
 	for i, x := range xs {

@@ -160,6 +160,7 @@ type Store interface {
 	Reader
 	Scanner
 	Cosigner
+	Aggregator
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Scans", testScans},
 		{"PatientDays", testPatientDays},
 		{"Deliveries", testDeliveries},
+		{"Aggregates", testAggregates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

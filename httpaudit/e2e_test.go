@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -296,6 +297,49 @@ func TestFailClosed(t *testing.T) {
 	flush(t, a)
 	got := summarize(srv.Events("test-app"))
 	if len(got) != 2 || got[1].Patient != "8" || got[1].Status != 503 || got[1].Outcome != "failure" {
+		t.Errorf("the refusal: %+v", got)
+	}
+}
+
+// TestFailClosedLargeExport: a fail-closed response larger than the hold
+// bound is not buffered whole: its event is delivered once the bound is
+// reached, then it streams; with Custos unreachable the client gets 503 and
+// not one byte of the export.
+func TestFailClosedLargeExport(t *testing.T) {
+	srv := custostest.Start(t)
+	a := start(t, srv, httpaudit.Config{Routes: []httpaudit.Route{{Pattern: "GET /Patient/{id}/$export", Action: custos.ActionExport, FailClosed: true}},
+		FailClosedTimeout: 2 * time.Second, FailClosedHold: 4 << 10, SpoolDir: t.TempDir()}, nil)
+	chunk := strings.Repeat("PHI row\n", 128) // 1 KiB
+	var writeFailed atomic.Bool
+	ts := httptest.NewServer(a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 64 {
+			if _, err := io.WriteString(w, chunk); err != nil {
+				writeFailed.Store(true)
+				return
+			}
+		}
+	})))
+	defer ts.Close()
+
+	code, body := do(t, ts.URL, call{method: "GET", path: "/Patient/7/$export"})
+	if code != 200 || len(body) != 64*len(chunk) {
+		t.Fatalf("with Custos up: %d, %d bytes", code, len(body))
+	}
+	if got := summarize(srv.Events("test-app")); len(got) != 1 || got[0].Action != "EXPORT" || got[0].Status != 200 {
+		t.Errorf("after the answer: %+v", got)
+	}
+
+	srv.Stop()
+	code, body = do(t, ts.URL, call{method: "GET", path: "/Patient/8/$export"})
+	if code != 503 || strings.Contains(body, "PHI") {
+		t.Errorf("with Custos down: %d %q", code, body)
+	}
+	if !writeFailed.Load() {
+		t.Error("the handler's writes succeeded after its response was refused")
+	}
+	srv.Restart()
+	flush(t, a)
+	if got := summarize(srv.Events("test-app")); len(got) != 2 || got[1].Patient != "8" || got[1].Status != 503 {
 		t.Errorf("the refusal: %+v", got)
 	}
 }

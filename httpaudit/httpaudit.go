@@ -68,6 +68,12 @@ type Config struct {
 	// FailClosedTimeout bounds how long a fail-closed request waits for
 	// Custos's acknowledgement (default 5 s).
 	FailClosedTimeout time.Duration
+	// FailClosedHold bounds the bytes of a fail-closed response held back
+	// while its event is delivered (default 8 MiB). A larger response (a
+	// bulk export) has its event delivered when the bound is reached — its
+	// status is known by then — and streams on once Custos acknowledged it;
+	// without the acknowledgement the client gets 503 and none of the data.
+	FailClosedHold int64
 	// BlockRefresh is how often the list of blocked addresses is fetched
 	// from Custos; 0 checks no blocks.
 	BlockRefresh time.Duration
@@ -228,6 +234,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.FailClosedTimeout <= 0 {
 		cfg.FailClosedTimeout = 5 * time.Second
+	}
+	if cfg.FailClosedHold <= 0 {
+		cfg.FailClosedHold = 8 << 20
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

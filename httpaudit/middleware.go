@@ -76,11 +76,22 @@ func (a *Auditor) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 
 // serveFailClosed holds the response back until Custos acknowledged the
 // event; without the acknowledgement the client gets 503 and the trail a
-// record of the refusal (through the spool).
+// record of the refusal (through the spool). A response larger than
+// FailClosedHold has its event delivered once that much is held, and then
+// streams.
 func (a *Auditor) serveFailClosed(w http.ResponseWriter, r *http.Request, next http.Handler, rq *request) {
-	h := &holder{header: w.Header().Clone()}
+	h := &holder{header: w.Header().Clone(), limit: a.cfg.FailClosedHold, w: w}
+	h.confirm = func() bool { return a.confirm(w, r, rq, h.status()) }
 	next.ServeHTTP(h, r)
-	items := a.build(r, rq, h.status())
+	if h.state == held && h.confirm() {
+		h.release()
+	}
+}
+
+// confirm delivers a fail-closed request's event now, the response held
+// back; without the acknowledgement it answers 503 and spools the refusal.
+func (a *Auditor) confirm(w http.ResponseWriter, r *http.Request, rq *request, status int) bool {
+	items := a.build(r, rq, status)
 	evs := make([]custos.EventInput, len(items))
 	for i := range items {
 		a.resolve(&items[i])
@@ -97,9 +108,9 @@ func (a *Auditor) serveFailClosed(w http.ResponseWriter, r *http.Request, next h
 		a.enqueue(items)
 		w.Header().Set("Retry-After", "5")
 		problem(w, http.StatusServiceUnavailable, "the audit trail could not record this request; it was not served")
-		return
+		return false
 	}
-	h.release(w)
+	return true
 }
 
 func hasBody(r *http.Request) bool {

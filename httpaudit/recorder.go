@@ -3,6 +3,7 @@ package httpaudit
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -65,13 +66,31 @@ func (w *recorder) status() int {
 	return w.code
 }
 
-// holder keeps a whole response back until its audit event is
-// acknowledged (fail-closed routes).
+// holder keeps a fail-closed response back until its audit event is
+// acknowledged: whole when it is at most limit bytes; otherwise until limit
+// bytes are held, when confirm delivers the event and the response streams
+// on (or, refused, the handler's further writes fail).
 type holder struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
+	header  http.Header
+	code    int
+	body    bytes.Buffer
+	limit   int64
+	w       http.ResponseWriter
+	confirm func() bool
+	state   holdState
 }
+
+type holdState int
+
+const (
+	held      holdState = iota // the response is held back
+	streaming                  // the event was acknowledged: writes go through
+	refused                    // the event was not acknowledged: 503 was sent
+)
+
+// errRefused is what a fail-closed handler's writes return once its event
+// could not be recorded.
+var errRefused = errors.New("httpaudit: the response was refused: its audit event was not acknowledged")
 
 func (h *holder) Header() http.Header { return h.header }
 
@@ -85,7 +104,21 @@ func (h *holder) Write(b []byte) (int, error) {
 	if h.code == 0 {
 		h.code = http.StatusOK
 	}
-	return h.body.Write(b)
+	switch h.state {
+	case streaming:
+		return h.w.Write(b)
+	case refused:
+		return 0, errRefused
+	}
+	if int64(h.body.Len()+len(b)) <= h.limit {
+		return h.body.Write(b)
+	}
+	if !h.confirm() {
+		h.state = refused
+		return 0, errRefused
+	}
+	h.release()
+	return h.w.Write(b)
 }
 
 func (h *holder) status() int {
@@ -95,9 +128,9 @@ func (h *holder) status() int {
 	return h.code
 }
 
-// release sends the held response.
-func (h *holder) release(w http.ResponseWriter) {
-	dst := w.Header()
+// release sends what is held, and lets the rest of the response through.
+func (h *holder) release() {
+	dst := h.w.Header()
 	for k := range dst {
 		if _, ok := h.header[k]; !ok {
 			delete(dst, k)
@@ -106,6 +139,8 @@ func (h *holder) release(w http.ResponseWriter) {
 	for k, v := range h.header {
 		dst[k] = v
 	}
-	w.WriteHeader(h.status())
-	w.Write(h.body.Bytes())
+	h.w.WriteHeader(h.status())
+	h.w.Write(h.body.Bytes())
+	h.body = bytes.Buffer{}
+	h.state = streaming
 }

@@ -103,6 +103,12 @@ type Config struct {
 	// KeyRefresh is how often the key set is fetched afresh, so that a key
 	// the provider withdraws stops being accepted; 15 min if zero.
 	KeyRefresh time.Duration
+	// MissInterval is the least time between two fetches of the key set
+	// made for a token whose key id is not in it; 10 s if zero. A token
+	// naming a key the set holds is checked against that key alone, and a
+	// bad signature never fetches: anyone can send tokens, and each fetch
+	// costs the provider.
+	MissInterval time.Duration
 	// Now is the clock for expiry and retries; time.Now if nil.
 	Now func() time.Time
 }
@@ -164,6 +170,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = 30 * time.Second
+	}
+	if cfg.MissInterval <= 0 {
+		cfg.MissInterval = 10 * time.Second
 	}
 	if cfg.KeyRefresh <= 0 {
 		cfg.KeyRefresh = 15 * time.Minute

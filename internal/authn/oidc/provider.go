@@ -3,6 +3,7 @@ package oidc
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -169,7 +170,8 @@ type transport struct {
 	mu      sync.Mutex
 	jwksURL string
 	kids    map[string]bool
-	err     error // of the last key set fetch
+	set     *jose.JSONWebKeySet // the last key set fetched
+	err     error               // of the last key set fetch
 }
 
 func newTransport(base http.RoundTripper) *transport {
@@ -218,7 +220,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if watched {
-		t.record(keyIDsOf(resp.StatusCode, body))
+		kids, err := keyIDsOf(resp.StatusCode, body)
+		t.record(kids, err)
+		if err == nil {
+			var set jose.JSONWebKeySet
+			if json.Unmarshal(body, &set) == nil {
+				t.mu.Lock()
+				t.set = &set
+				t.mu.Unlock()
+			}
+		}
 	}
 	return resp, nil
 }
@@ -226,7 +237,36 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *transport) record(kids map[string]bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.kids, t.err = kids, err
+	t.kids, t.err = kids, err // a failed fetch keeps the last set: the keys in hand stay in use
+}
+
+// fetched says whether a key set was ever fetched, and the error of the
+// last fetch.
+func (t *transport) fetched() (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.set != nil, t.err
+}
+
+// localKeys returns the keys of the last key set fetched that a token with
+// key id kid may be signed with (every signing key when kid is empty), as a
+// key set that never fetches; false when the set holds no such key.
+func (t *transport) localKeys(kid string) (gooidc.KeySet, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.set == nil {
+		return nil, false
+	}
+	var keys []crypto.PublicKey
+	for _, k := range t.set.Keys {
+		if (kid == "" || k.KeyID == kid) && k.Use != "enc" && k.Valid() && k.IsPublic() {
+			keys = append(keys, k.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, false
+	}
+	return &gooidc.StaticKeySet{PublicKeys: keys}, true
 }
 
 // keyIDsOf reads the key ids of a JSON Web Key Set response.

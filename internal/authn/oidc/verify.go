@@ -34,6 +34,7 @@ type Verifier struct {
 	lastTry    time.Time     // of the last discovery attempt
 	lastErr    error         // of the last discovery attempt
 	inflight   chan struct{} // closed when the running discovery ends
+	lastMiss   time.Time     // when a token with a key id not in the set last fetched it
 }
 
 // New returns a Verifier configured by cfg. It makes no request: the
@@ -72,6 +73,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	if err != nil {
 		return nil, err
 	}
+	kid := jws.Signatures[0].Header.KeyID
+	if local, ok := v.tr.localKeys(kid); ok {
+		keys = local // a key the set holds: a bad signature must not make a fetch
+	} else if err := v.mayFetch(kid); err != nil {
+		return nil, err
+	}
 	rec := &recorder{KeySet: keys}
 	verifier := gooidc.NewVerifier(v.cfg.Issuer, rec, &gooidc.Config{
 		ClientID: v.cfg.ClientID, SupportedSigningAlgs: v.cfg.Algorithms, Now: v.cfg.Now,
@@ -81,6 +88,30 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 		return nil, v.explain(err, rec, jws.Signatures[0].Header.KeyID)
 	}
 	return v.identity(rec.payload, idToken.Expiry)
+}
+
+// mayFetch lets a token whose key id is not in the key set make go-oidc
+// fetch the set again (the provider may have rotated its keys), at most once
+// every MissInterval; other such tokens meanwhile are refused as naming an
+// unknown key. Before any set was fetched, the first token fetches, and
+// after a failed fetch the next try waits MissInterval (Unavailable).
+func (v *Verifier) mayFetch(kid string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.cfg.Now()
+	have, fetchErr := v.tr.fetched()
+	recent := !v.lastMiss.IsZero() && now.Sub(v.lastMiss) < v.cfg.MissInterval
+	switch {
+	case !have && fetchErr == nil:
+		return nil // the first fetch
+	case !have && recent:
+		return &custos.Error{Op: "oidc.verify", Kind: custos.Unavailable,
+			Detail: "the identity provider's keys could not be fetched; retry", Err: fetchErr}
+	case have && recent:
+		return refusal("unknown key", fmt.Errorf("key id %q is not in the key set, fetched less than %s ago", kid, v.cfg.MissInterval))
+	}
+	v.lastMiss = now
+	return nil
 }
 
 // explain turns a go-oidc refusal into a client-safe reason. go-oidc checks

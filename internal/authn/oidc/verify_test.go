@@ -293,3 +293,40 @@ func TestNewRefusesConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileTokensDoNotFetchKeys: anyone can send tokens, and go-oidc
+// fetches the provider's key set again whenever a signature does not verify.
+// A bad signature under a key the set holds never fetches; tokens naming
+// unknown keys fetch at most once per MissInterval.
+func TestHostileTokensDoNotFetchKeys(t *testing.T) {
+	p, v, c := setup(t, Config{KeyRefresh: time.Hour, MissInterval: 10 * time.Second})
+	ctx := context.Background()
+	good := signRS256(t, p.m.Keypair, p.claims(testNow, nil))
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	base := p.keyFetches.Load()
+	header, rest, _ := strings.Cut(good, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	forged := header + "." + payload + "." + strings.Repeat("A", 342) // the provider's key id, a bad signature
+	for range 50 {
+		wantRefusal(t, v, forged, "the token's signature is not valid")
+	}
+	if n := p.keyFetches.Load() - base; n != 0 {
+		t.Errorf("50 bad signatures under a known key fetched the key set %d times, want 0", n)
+	}
+	for range 50 {
+		wantRefusal(t, v, signRS256(t, newKeypair(t), p.claims(testNow, nil)), "unknown key")
+	}
+	if n := p.keyFetches.Load() - base; n != 1 {
+		t.Errorf("50 tokens under unknown keys fetched the key set %d times, want 1", n)
+	}
+	c.advance(11 * time.Second)
+	wantRefusal(t, v, signRS256(t, newKeypair(t), p.claims(testNow, nil)), "unknown key")
+	if n := p.keyFetches.Load() - base; n != 2 {
+		t.Errorf("after MissInterval: %d fetches, want 2", n)
+	}
+	if _, err := v.Verify(ctx, good); err != nil {
+		t.Errorf("the good token after the attack: %v", err)
+	}
+}

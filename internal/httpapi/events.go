@@ -228,13 +228,19 @@ var eventParams = func() map[string]bool {
 // are reported in the order of the names, so the answer is the same for
 // the same query.
 func parseQueryString(raw string) (url.Values, error) {
+	return parseQueryOf(raw, eventParams)
+}
+
+// parseQueryOf parses a raw query string strictly: only the names in known,
+// each at most once, with a non-empty printable UTF-8 value.
+func parseQueryOf(raw string, known map[string]bool) (url.Values, error) {
 	v, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, queryError(raw)
 	}
 	for _, name := range slices.Sorted(maps.Keys(v)) {
 		vals := v[name]
-		if !eventParams[name] {
+		if !known[name] {
 			if name == "" {
 				return nil, invalidParam("query", "holds a value without a parameter name")
 			}

@@ -23,15 +23,8 @@ import (
 
 // hipaaReport answers GET /v1/reports/hipaa?from=…&to=…&format=….
 func (a *API) hipaaReport(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f, err := a.reportFormat(r, q)
+	f, from, to, err := a.reportQuery(r)
 	if err != nil {
-		a.problem(w, r, err)
-		return
-	}
-	from, ferr := parseTime(q, "from")
-	to, terr := parseTime(q, "to")
-	if err := joinInvalid(ferr, terr); err != nil {
 		a.problem(w, r, err)
 		return
 	}
@@ -59,15 +52,8 @@ func (a *API) patientDisclosures(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) patientReport(w http.ResponseWriter, r *http.Request, kind string,
 	build func(context.Context, report.PatientRequest) (report.Report, error)) {
-	q := r.URL.Query()
-	f, err := a.reportFormat(r, q)
+	f, from, to, err := a.reportQuery(r)
 	if err != nil {
-		a.problem(w, r, err)
-		return
-	}
-	from, ferr := parseTime(q, "from")
-	to, terr := parseTime(q, "to")
-	if err := joinInvalid(ferr, terr); err != nil {
 		a.problem(w, r, err)
 		return
 	}
@@ -78,6 +64,29 @@ func (a *API) patientReport(w http.ResponseWriter, r *http.Request, kind string,
 		return
 	}
 	a.answerReport(w, r, f, rep, patient, map[string]any{"report": kind})
+}
+
+// reportParams are the query parameters of the report routes.
+var reportParams = map[string]bool{"from": true, "to": true, "format": true}
+
+// reportQuery reads a report route's query string strictly (an unknown,
+// repeated or empty parameter is refused, as for searches): the format and
+// the period.
+func (a *API) reportQuery(r *http.Request) (report.Format, time.Time, time.Time, error) {
+	q, err := parseQueryOf(r.URL.RawQuery, reportParams)
+	if err != nil {
+		return report.Format{}, time.Time{}, time.Time{}, err
+	}
+	f, err := a.reportFormat(r, q)
+	if err != nil {
+		return report.Format{}, time.Time{}, time.Time{}, err
+	}
+	from, ferr := parseTime(q, "from")
+	to, terr := parseTime(q, "to")
+	if err := joinInvalid(ferr, terr); err != nil {
+		return report.Format{}, time.Time{}, time.Time{}, err
+	}
+	return f, from, to, nil
 }
 
 // reportFormat picks the format from the format parameter or the Accept

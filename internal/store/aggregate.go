@@ -223,6 +223,18 @@ func (a AggregateSQL) FoldSQL(w Window, by []Dimension, f EventFilter) (string, 
 const FoldSeparator = 0x1f
 
 // Fold accumulates one event into m: what measureSQL counts.
+// Add adds o's counts to m.
+func (m *Measures) Add(o Measures) {
+	m.Events += o.Events
+	m.Failures += o.Failures
+	m.PHI += o.PHI
+	m.Exports += o.Exports
+	m.BreakGlass += o.BreakGlass
+	m.LoginSuccess += o.LoginSuccess
+	m.LoginFailure += o.LoginFailure
+	m.Logouts += o.Logouts
+}
+
 func (m *Measures) Fold(action, outcome string, phi, breakGlass bool) {
 	b := func(c bool) int64 {
 		if c {

@@ -180,3 +180,15 @@ func TestStaleIndexEntryNeverMatches(t *testing.T) {
 		t.Fatalf("a stale index entry surfaced %d events", got)
 	}
 }
+
+// TestParallelFold: a report window read as several index ranges on
+// several connections gives the same groups as a walk over the events.
+func TestParallelFold(t *testing.T) {
+	defer sqlite.SetFoldMinPart(7)()
+	s, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.Aggregates(t, s)
+}

@@ -213,3 +213,7 @@ func byActionWant(in []custos.Event) map[custos.Action]bool {
 	}
 	return m
 }
+
+// Aggregates runs the aggregate conformance test alone, for a store
+// configured to take another path (the SQLite store's parallel fold).
+func Aggregates(t *testing.T, s store.Store) { testAggregates(t, s) }

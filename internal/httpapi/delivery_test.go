@@ -78,6 +78,10 @@ func TestIdempotentDelivery(t *testing.T) {
 		t.Fatalf("another credential's batch appended %d records, want 3", got)
 	}
 
+	if r := e.do("POST", "/v1/events", adminToken, "application/json", ev("p-1"),
+		"Idempotency-Key", "k-a", "Idempotency-Key", "k-b"); r.code != http.StatusBadRequest {
+		t.Errorf("two keys: %d %s, want 400", r.code, r.body)
+	}
 	for _, key := range []string{"", "has space", "caf\u00e9", strings.Repeat("k", 129)} {
 		r := e.do("POST", "/v1/events", adminToken, "application/json", ev("p-1"), "Idempotency-Key", key)
 		if r.code != http.StatusBadRequest {

@@ -1,6 +1,7 @@
 package httpaudit
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,18 +87,8 @@ func recoverSpool(dir string, log *slog.Logger) (*spool, error) {
 			}
 		}
 	}
-	slices.SortFunc(s.sealed, func(a, b segInfo) int { return compareSeq(a.seq, b.seq) })
+	slices.SortFunc(s.sealed, func(a, b segInfo) int { return cmp.Compare(a.seq, b.seq) })
 	return s, syncDir(dir)
-}
-
-func compareSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *spool) path(seq uint64, ext string) string { return filepath.Join(s.dir, segName(seq, ext)) }

@@ -244,7 +244,7 @@ func primitive(v reflect.Value, p *problems) {
 			p.add(p.here(), "must be a URI: text without whitespace")
 		}
 	case typeID:
-		if !isID(s) {
+		if !IsID(s) {
 			p.add(p.here(), "must be an id: 1 to 64 letters, digits, '-' or '.'")
 		}
 	case typeInstant:
@@ -384,8 +384,8 @@ func isCode(s string) bool {
 	return true
 }
 
-// isID reports whether s is an id: 1 to 64 of [A-Za-z0-9-.].
-func isID(s string) bool {
+// IsID reports whether s is a FHIR id: 1 to 64 of [A-Za-z0-9-.].
+func IsID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}

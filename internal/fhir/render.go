@@ -292,11 +292,11 @@ func entities(e *custos.Event) []entity {
 	res := entity{Type: &coding{System: sysEntityType, Code: "2", Display: "System Object"},
 		Role: &coding{System: sysObjectRole, Code: "4", Display: "Domain Resource"}}
 	switch {
-	case e.ResourceID != "" && isID(e.ResourceID) && isID(e.ResourceType):
+	case e.ResourceID != "" && IsID(e.ResourceID) && IsID(e.ResourceType):
 		res.What = &reference{Reference: fString(e.ResourceType + "/" + e.ResourceID)}
 	case e.ResourceID != "":
 		res.What = &reference{Identifier: &identifier{Value: fString(e.ResourceID)}, Display: fString(e.ResourceType + " " + e.ResourceID)}
-		if isID(e.ResourceType) {
+		if IsID(e.ResourceType) {
 			res.What.Type = fURI(e.ResourceType)
 		}
 	default:
@@ -326,7 +326,7 @@ func entities(e *custos.Event) []entity {
 		pat := entity{Type: &coding{System: sysEntityType, Code: "1", Display: "Person"},
 			Role: &coding{System: sysObjectRole, Code: "1", Display: "Patient"},
 			What: &reference{Identifier: &identifier{Value: fString(e.PatientID)}}}
-		if isID(e.PatientID) {
+		if IsID(e.PatientID) {
 			pat.What.Reference = fString("Patient/" + e.PatientID)
 		}
 		out = append(out, pat)

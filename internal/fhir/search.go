@@ -336,7 +336,7 @@ func (s *search) entity(vals []string, st *sets) error {
 		switch {
 		case typ == "Patient":
 			pats = append(pats, id)
-		case isID(typ) && id != "" && len(typ) <= custos.MaxLength("resource_type") && len(id) <= custos.MaxLength("resource_id"):
+		case IsID(typ) && id != "" && len(typ) <= custos.MaxLength("resource_type") && len(id) <= custos.MaxLength("resource_id"):
 			res = append(res, [2]string{typ, id})
 		}
 	}

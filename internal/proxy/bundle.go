@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/custos-audit/custos/internal/fhir"
 )
 
 // maxToken bounds the bytes the Bundle walk holds at once: encoding/json
@@ -207,7 +209,7 @@ func (w *walker) resource() error {
 	if err != nil {
 		return err
 	}
-	if typ == "Patient" && validID(id) {
+	if typ == "Patient" && fhir.IsID(id) {
 		w.add(id)
 	}
 	for _, ref := range refs {
@@ -362,22 +364,8 @@ func PatientReference(ref string) (string, bool) {
 		}
 		rest = ref[i+len("/Patient/"):]
 	}
-	if !validID(rest) {
+	if !fhir.IsID(rest) {
 		return "", false
 	}
 	return rest, true
-}
-
-// validID reports whether s is a FHIR id: 1–64 of [A-Za-z0-9-.].
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }

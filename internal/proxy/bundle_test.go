@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/custos-audit/custos/internal/fhir"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -131,7 +132,7 @@ func FuzzScanBundle(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, id := range got.IDs {
-			if !validID(id) || seen[id] {
+			if !fhir.IsID(id) || seen[id] {
 				t.Fatalf("id %q invalid or repeated in %v", id, got.IDs)
 			}
 			seen[id] = true

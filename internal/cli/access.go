@@ -184,15 +184,7 @@ func (r *remote) call(ctx context.Context, method, path string, body, out any) e
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if resp.StatusCode >= 300 {
-		var p struct {
-			Detail string              `json:"detail"`
-			Errors []custos.FieldError `json:"errors"`
-		}
-		json.Unmarshal(b, &p)
-		msg := p.Detail
-		for _, f := range p.Errors {
-			msg += fmt.Sprintf("; %s: %s", f.Field, f.Message)
-		}
+		msg := problemMessage(b)
 		if resp.StatusCode == http.StatusAccepted {
 			return fmt.Errorf("the change grants its author more: it waits for another administrator's approval (%s)", b)
 		}
@@ -289,3 +281,18 @@ func printJSON(w io.Writer, v any) {
 
 // stdin is where passwords are read from (tests replace it).
 var stdin io.Reader = os.Stdin
+
+// problemMessage is the detail of a problem+json answer and the fields it
+// names, for an error message.
+func problemMessage(body []byte) string {
+	var p struct {
+		Detail string              `json:"detail"`
+		Errors []custos.FieldError `json:"errors"`
+	}
+	_ = json.Unmarshal(body, &p) // a body that is no problem leaves the message empty
+	msg := p.Detail
+	for _, f := range p.Errors {
+		msg += fmt.Sprintf("; %s: %s", f.Field, f.Message)
+	}
+	return msg
+}

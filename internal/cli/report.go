@@ -210,16 +210,7 @@ func (c *reportCmdFlags) fetch(ctx context.Context, sub string, from, to time.Ti
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		var p struct {
-			Detail string              `json:"detail"`
-			Errors []custos.FieldError `json:"errors"`
-		}
-		json.Unmarshal(b, &p)
-		msg := p.Detail
-		for _, f := range p.Errors {
-			msg += fmt.Sprintf("; %s: %s", f.Field, f.Message)
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
+		return nil, fmt.Errorf("%s: %s", resp.Status, problemMessage(b))
 	}
 	return b, nil
 }

@@ -168,13 +168,32 @@ func (m *Monitor) pass(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// An update carries its alert's totals, so only the newest of each
+	// alert's updates in this pass matters (record keeps only that one
+	// too). Catching up over a long tail, where an open alert sees a hit
+	// on most events, would otherwise hold an Outcome per event.
 	var out []rules.Outcome
+	updates := map[string]int{} // alert ID → its update's place in out
+	keep := func(os []rules.Outcome) {
+		for _, o := range os {
+			if o.Kind != rules.Update {
+				out = append(out, o)
+				continue
+			}
+			if i, ok := updates[o.SecurityEvent.ID]; ok {
+				out[i] = o
+				continue
+			}
+			updates[o.SecurityEvent.ID] = len(out)
+			out = append(out, o)
+		}
+	}
 	err = m.tail(ctx, h.Size, func(ev *custos.Event, rec *leaf.StateRecord) {
 		if ev != nil {
-			out = append(out, m.eng.Observe(*ev)...)
+			keep(m.eng.Observe(*ev))
 			return
 		}
-		out = append(out, m.replay(rec, true)...)
+		keep(m.replay(rec, true))
 	})
 	if err != nil {
 		return false, err

@@ -14,7 +14,8 @@ import (
 // as creates (one per id, whichever node is first), alert updates later
 // (flush). A record another node wrote first conflicts and is dropped.
 func (m *Monitor) record(ctx context.Context, out []rules.Outcome) bool {
-	raised, wrote := false, false
+	raised := false
+	var recs []leaf.StateRecord
 	for _, o := range out {
 		switch o.Kind {
 		case rules.Raise:
@@ -25,7 +26,7 @@ func (m *Monitor) record(ctx context.Context, out []rules.Outcome) bool {
 			if m.known(d.ID) {
 				continue
 			}
-			wrote = m.write(ctx, d.record(leaf.OpCreate)) || wrote
+			recs = append(recs, d.record(leaf.OpCreate))
 			raised = true
 		case rules.BlockAddress:
 			b := o.Block
@@ -34,13 +35,14 @@ func (m *Monitor) record(ctx context.Context, out []rules.Outcome) bool {
 			if m.known(d.ID) {
 				continue
 			}
-			wrote = m.write(ctx, d.record(leaf.OpCreate)) || wrote
+			recs = append(recs, d.record(leaf.OpCreate))
 		case rules.Update:
 			m.mu.Lock()
 			m.pending[o.SecurityEvent.ID] = o
 			m.mu.Unlock()
 		}
 	}
+	wrote := m.write(ctx, recs)
 	if raised && m.cfg.Alerted != nil {
 		m.cfg.Alerted()
 	}
@@ -50,7 +52,6 @@ func (m *Monitor) record(ctx context.Context, out []rules.Outcome) bool {
 // flush records the alert updates due: each alert's count and last-seen at
 // most every UpdateEvery, all of them when final.
 func (m *Monitor) flush(ctx context.Context, final bool) bool {
-	wrote := false
 	now := m.now()
 	m.mu.Lock()
 	var due []rules.Outcome
@@ -62,6 +63,7 @@ func (m *Monitor) flush(ctx context.Context, final bool) bool {
 		}
 	}
 	m.mu.Unlock()
+	var recs []leaf.StateRecord
 	for _, o := range due {
 		m.mu.RLock()
 		s, ok := m.events[o.SecurityEvent.ID]
@@ -82,22 +84,45 @@ func (m *Monitor) flush(ctx context.Context, final bool) bool {
 			continue // already as far
 		}
 		d.Count, d.LastSeen, d.Severity, d.Change = o.Count, stamp(o.LastSeen), o.SecurityEvent.Severity, changeCount
-		wrote = m.write(ctx, d.record(leaf.OpPut)) || wrote
+		recs = append(recs, d.record(leaf.OpPut))
 	}
 	if final {
 		clear(m.written)
 	}
-	return wrote
+	return m.write(ctx, recs)
 }
 
-// write appends one state record; a conflict (another node's create came
-// first) is expected and dropped.
-func (m *Monitor) write(ctx context.Context, rec leaf.StateRecord) bool {
-	_, err := m.ledger.Append(ctx, "custos", nil, rec)
-	if err != nil && custos.KindOf(err) != custos.Conflict && ctx.Err() == nil { // a stop: the next start records it
-		m.log.Warn("monitor could not record", "entity", rec.Entity, "id", rec.ID, "error", err)
+// writeChunk is the most state records the monitor appends at once.
+const writeChunk = 256
+
+// write appends the records, many to a commit: a burst of alerts (a
+// catch-up over a long tail, an attack from many addresses) costs a few
+// commits, not one each in front of every client's. A conflict (another
+// node's create came first) is expected and dropped: a chunk that fails is
+// written again one record at a time, so that only the record at fault is
+// lost. It reports whether any record was written.
+func (m *Monitor) write(ctx context.Context, recs []leaf.StateRecord) bool {
+	wrote := false
+	for len(recs) > 0 {
+		n := min(len(recs), writeChunk)
+		chunk := recs[:n]
+		recs = recs[n:]
+		_, err := m.ledger.Append(ctx, "custos", nil, chunk...)
+		if err == nil {
+			wrote = true
+			continue
+		}
+		if len(chunk) > 1 && ctx.Err() == nil {
+			for _, rec := range chunk {
+				wrote = m.write(ctx, []leaf.StateRecord{rec}) || wrote
+			}
+			continue
+		}
+		if custos.KindOf(err) != custos.Conflict && ctx.Err() == nil { // a stop: the next start records it
+			m.log.Warn("monitor could not record", "entity", chunk[0].Entity, "id", chunk[0].ID, "error", err)
+		}
 	}
-	return err == nil
+	return wrote
 }
 
 // known reports whether a security event or block with id is recorded.

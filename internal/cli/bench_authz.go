@@ -122,7 +122,6 @@ func (c *benchConfig) decisions(ctx context.Context, hc *http.Client, out io.Wri
 	return nil
 }
 
-
 // blockLatency measures, over --rounds attackers each from its own loopback
 // address, the time from the answer to an attacker's fifth failed login to
 // the first 403 its next requests get: detection, recording and

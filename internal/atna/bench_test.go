@@ -2,6 +2,8 @@ package atna_test
 
 import (
 	"bytes"
+	"encoding/xml"
+	"io"
 	"sort"
 	"testing"
 	"time"
@@ -21,6 +23,30 @@ func BenchmarkDecode(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		if _, err := atna.Decode(bytes.Clone(msgs[i%len(msgs)]), atna.Limits{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkXMLTokens measures the standard library's XML tokenizer alone
+// over the corpus: RawToken to the end of each message, as Decode reads
+// it, with no mapping and nothing stored. It is the floor of any receiver
+// that parses with encoding/xml: a message cannot cost less CPU than this.
+func BenchmarkXMLTokens(b *testing.B) {
+	msgs := corpusList(b)
+	size := 0
+	for _, m := range msgs {
+		size += len(m)
+	}
+	b.SetBytes(int64(size / len(msgs)))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		d := xml.NewDecoder(bytes.NewReader(msgs[i%len(msgs)]))
+		for {
+			if _, err := d.RawToken(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -150,6 +150,9 @@ type Reader interface {
 // in bounded chunks; memory does not grow with the ledger.
 type Scanner interface {
 	ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error
+	// ScanEventRange calls fn for every event with from <= index < to, in
+	// index order, reading no row beyond to.
+	ScanEventRange(ctx context.Context, from, to uint64, fn func(custos.Event) error) error
 	ScanNodes(ctx context.Context, fn func(Node) error) error
 	ScanCheckpoints(ctx context.Context, fn func(Checkpoint) error) error
 }

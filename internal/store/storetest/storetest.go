@@ -351,6 +351,25 @@ func testScans(t *testing.T, s store.Store) {
 	if err := s.ScanEvents(ctx, 10, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("ScanEvents did not pass on the callback's error: %v", err)
 	}
+	// A range is read whole and only it: across chunks, at the ends, empty.
+	for _, r := range []struct{ from, to, want uint64 }{
+		{0, n, n}, {4990, 5012, 22}, {100, 10_100, 10_000}, {0, 1, 1}, {n - 3, n + 100, 3},
+		{7, 7, 0}, {9, 8, 0}, {n, n + 5, 0},
+	} {
+		next := r.from
+		if err := s.ScanEventRange(ctx, r.from, r.to, func(e custos.Event) error {
+			if e.Index != next || e.Index >= r.to {
+				return fmt.Errorf("scan gave %d, want %d", e.Index, next)
+			}
+			next++
+			return nil
+		}); err != nil || next-r.from != r.want {
+			t.Errorf("ScanEventRange(%d, %d): %v after %d events, want %d", r.from, r.to, err, next-r.from, r.want)
+		}
+	}
+	if err := s.ScanEventRange(ctx, 10, 20, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("ScanEventRange did not pass on the callback's error: %v", err)
+	}
 }
 
 // testPatientDays: the per-user, per-day distinct patients of client events

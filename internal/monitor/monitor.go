@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -104,7 +105,8 @@ type Monitor struct {
 	written   map[string]time.Time // when each alert's count was last recorded
 	lag       time.Duration
 
-	recent recent // what this node committed lately
+	recent   recent           // what this node committed lately
+	observed [2]atomic.Uint64 // audit events passes took from memory, read from the store
 }
 
 // New replays the security events and blocks, rebuilds the engine from the
@@ -264,12 +266,15 @@ func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, 
 	}
 	// Every index below at has been observed (or is a state record).
 	at := from
+	var memory, stored uint64
+	defer func() { m.observed[0].Add(memory); m.observed[1].Add(stored) }()
 	read := func(to uint64) error {
 		if at >= to {
 			return nil
 		}
 		err := m.st.ScanEventRange(ctx, at, to, func(ev custos.Event) error {
 			event(&ev)
+			stored++
 			return nil
 		})
 		if err != nil {
@@ -287,6 +292,7 @@ func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, 
 		for ; j < len(evs) && evs[j].Index < size; j++ {
 			ev := evs[j]
 			event(&ev)
+			memory++
 		}
 		at = max(at, min(s.to, size))
 	}
@@ -315,6 +321,12 @@ func (m *Monitor) Lag() time.Duration {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.lag
+}
+
+// Observed counts the audit events the passes observed: taken from memory
+// (this node's commits, Committed) and read from the store.
+func (m *Monitor) Observed() (memory, store uint64) {
+	return m.observed[0].Load(), m.observed[1].Load()
 }
 
 // Stats describe the engine's state.

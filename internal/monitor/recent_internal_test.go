@@ -244,6 +244,7 @@ func TestTailTakesThisNodesCommitsFromMemory(t *testing.T) {
 	h, _ := l.Store.Head(context.Background())
 	from := h.Size
 	var seen []item
+	var allTold, allUntold int
 	for round := range 6 {
 		var wg sync.WaitGroup
 		for w := range 4 { // concurrent requests: group commits
@@ -275,7 +276,11 @@ func TestTailTakesThisNodesCommitsFromMemory(t *testing.T) {
 		if reads := n.cs.reads(); reads != untold {
 			t.Errorf("round %d: %d events read from the store; %d were committed untold (and %d told)", round, reads, untold, told)
 		}
+		allTold, allUntold = allTold+told, allUntold+untold
 		seen = append(seen, got...)
+	}
+	if memory, stored := n.m.Observed(); memory != uint64(allTold) || stored != uint64(allUntold) {
+		t.Errorf("Observed() = %d from memory, %d from the store; %d were told, %d not", memory, stored, allTold, allUntold)
 	}
 	sameItems(t, "a monitor told of this node's commits", seen, truth(t, l.Store, from))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/custos-audit/custos"
 	"github.com/custos-audit/custos/internal/leaf"
 	"github.com/custos-audit/custos/internal/store"
+	"github.com/custos-audit/custos/internal/store/sqlite"
 )
 
 // told records what the sequencer tells of its commits (SetCommitted).
@@ -271,4 +273,49 @@ func TestCommittedTellsOnlyWhatCommitted(t *testing.T) {
 			}
 		}
 	})
+}
+
+// appendWatch is a SQLite store whose Append says whether it is running.
+type appendWatch struct {
+	*sqlite.Store
+	in bool
+}
+
+func (w *appendWatch) Append(ctx context.Context, b *store.Batch) error {
+	w.in = true
+	defer func() { w.in = false }()
+	return w.Store.Append(ctx, b)
+}
+
+// TestCommittedToldAtTheStoresCommit: a commit is told as soon as the store
+// has committed it, inside Append, before the store's own work after the
+// commit (the SQLite index's queue, which may wait): a monitor reading the
+// head then finds it told rather than reading it back.
+func TestCommittedToldAtTheStoresCommit(t *testing.T) {
+	tg := sqliteTarget(t)
+	w := &appendWatch{Store: tg.st.(*sqlite.Store)}
+	sig, _, err := LoadOrCreateKey(filepath.Join(tg.dir, KeyFileName), "custos.test/committed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := Open(context.Background(), w, tg.st, tg.st, sig, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close()
+	n := 0
+	seq.SetCommitted(func(from, to uint64, events []custos.Event) {
+		n++
+		if !w.in {
+			t.Errorf("[%d, %d) told after the store's Append returned", from, to)
+		}
+	})
+	for i := range 3 {
+		if _, err := seq.Append(context.Background(), "apikey:test", []custos.Event{isoEvent(2 * i), isoEvent(2*i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("%d commits told, want 3", n)
+	}
 }

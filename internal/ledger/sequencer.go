@@ -201,13 +201,14 @@ func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *s
 // it never writes the caller's slice.
 func (s *Sequencer) SetEnrich(f func([]custos.Event) []custos.Event) { s.enrich.Store(&f) }
 
-// SetCommitted sets what is told of every commit of records, once it is
-// durable and before its callers are answered: the ledger indices [from,
-// to) it wrote, and its audit events in index order, exactly as the store
-// now holds them (what ScanEvents reads back for those indices). Every
-// index of the range that no event has holds a state record. Commits are
-// told one at a time, in ledger order; a commit whose outcome is unknown
-// (the database did not answer) is not told, nor are other nodes'.
+// SetCommitted sets what is told of every commit of records, as soon as
+// the store has committed it (store.Batch.Committed) and before its callers
+// are answered: the ledger indices [from, to) it wrote, and its audit
+// events in index order, exactly as the store now holds them (what
+// ScanEvents reads back for those indices). Every index of the range that
+// no event has holds a state record. Commits are told one at a time, in
+// ledger order; a commit whose outcome is unknown (the database did not
+// answer) is not told, nor are other nodes'.
 //
 // f runs on the sequencer's goroutine, in front of every append: it must
 // return at once. It may keep events, which nothing writes again, but must
@@ -465,12 +466,24 @@ type pending struct {
 	rng      *compact.Range
 	ts       time.Time
 	receipts [][]custos.Receipt
+	told     bool // SetCommitted's function was told of it
+}
+
+// tell tells SetCommitted's function of p, once p has committed.
+func (s *Sequencer) tell(p *pending) {
+	if f := s.committed.Load(); f != nil && !p.told && p.rng.End() > p.from {
+		(*f)(p.from, p.rng.End(), p.b.Events)
+	}
+	p.told = true
 }
 
 // build assigns indices and the timestamp, hashes the leaves, collects the
 // tree nodes they complete and a due checkpoint.
 func (s *Sequencer) build(reqs []*request, now time.Time) *pending {
 	p := &pending{b: &store.Batch{}, from: s.rng.End(), rng: cloneRange(s.rng), ts: now.UTC().Truncate(time.Microsecond)}
+	// Told as soon as readers can see it: a monitor that reads the head
+	// in between would read the commit back from the store instead.
+	p.b.Committed = func() { s.tell(p) }
 	if p.ts.Before(s.lastTS) {
 		p.ts = s.lastTS // timestamps never go back, so ledger order is time order
 	}
@@ -637,9 +650,7 @@ func (s *Sequencer) attempt(reqs []*request) (*pending, error) {
 	if p.b.Checkpoint != nil {
 		s.lastCP, s.lastCPAt = p.b.Checkpoint.Size, p.b.Checkpoint.CreatedAt
 	}
-	if f := s.committed.Load(); f != nil && p.rng.End() > p.from {
-		(*f)(p.from, p.rng.End(), p.b.Events)
-	}
+	s.tell(p) // unless the store did at its commit
 	return p, nil
 }
 

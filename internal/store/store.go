@@ -71,6 +71,11 @@ type Batch struct {
 	States     []leaf.StateRecord
 	Nodes      []Node
 	Checkpoint *Checkpoint
+	// Committed, when set, is called once the batch has committed (durable,
+	// and visible to readers), before the store's own work after the commit
+	// (SQLite's secondary index queue, which may wait), and never for a
+	// batch that did not commit.
+	Committed func()
 }
 
 // Head is the state the sequencer resumes from.

@@ -34,6 +34,9 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	if err := s.appendLedger(ctx, b); err != nil {
 		return store.Classify(err)
 	}
+	if b.Committed != nil {
+		b.Committed()
+	}
 	if len(b.Events) > 0 {
 		s.ix.enqueue(b.Events)
 	}

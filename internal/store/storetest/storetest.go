@@ -143,10 +143,21 @@ func testAppendAndRead(t *testing.T, s store.Store) {
 
 func testFailedBatch(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	mustAppend(t, s, &store.Batch{Events: Events(0, 5), Nodes: nodes(0, 8)})
-	// Index 4 again: the batch must fail as a whole.
+	// A batch that commits tells so once, when readers see it.
+	var told []uint64
+	mustAppend(t, s, &store.Batch{Events: Events(0, 5), Nodes: nodes(0, 8), Committed: func() {
+		h, err := s.Head(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		told = append(told, h.Size)
+	}})
+	if len(told) != 1 || told[0] != 5 {
+		t.Errorf("a committed batch of 5 told %v (the head it saw), want it told once with the batch visible", told)
+	}
+	// Index 4 again: the batch must fail as a whole, and tells nothing.
 	bad := append(Events(5, 3), Events(4, 1)...)
-	if err := s.Append(ctx, &store.Batch{Events: bad, Nodes: nodes(8, 4)}); err == nil {
+	if err := s.Append(ctx, &store.Batch{Events: bad, Nodes: nodes(8, 4), Committed: func() { t.Error("a failed batch told it committed") }}); err == nil {
 		t.Fatal("Append of a batch with a duplicate index succeeded")
 	}
 	h, err := s.Head(ctx)

@@ -236,7 +236,8 @@ var errStop = errors.New("stop")
 
 // tail calls fn for every record in [m.next, size) in ledger order: audit
 // events this node committed from memory (Committed), the others from the
-// store, state records from the proving feed.
+// store, state records from the proving feed. fn must not modify the
+// record, nor keep the pointer: the events in memory are shared.
 func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, *leaf.StateRecord)) error {
 	m.mu.RLock()
 	from, after := m.next, m.lastState
@@ -290,8 +291,7 @@ func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, 
 		evs := s.events
 		j := sort.Search(len(evs), func(j int) bool { return evs[j].Index >= at })
 		for ; j < len(evs) && evs[j].Index < size; j++ {
-			ev := evs[j]
-			event(&ev)
+			event(&evs[j])
 			memory++
 		}
 		at = max(at, min(s.to, size))

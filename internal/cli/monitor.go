@@ -26,10 +26,21 @@ func startMonitor(ctx context.Context, cfg serverConfig, rc rules.Config, st sto
 	if err != nil {
 		return nil, err
 	}
+	// What this node commits reaches the rules from memory; the store is
+	// read for the rest (other nodes' appends on a shared store).
+	seq.SetCommitted(mon.Committed)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custos_monitor_lag_seconds",
 			Help: "How far behind the newest committed event the detection rules were at their last pass."},
 			func() float64 { return mon.Lag().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "custos_monitor_events_total",
+			Help:        "Audit events the detection rules observed, by where they came from: memory (this node's commits) or store (other nodes' commits, and this node's that fell out of the buffer).",
+			ConstLabels: prometheus.Labels{"from": "memory"}},
+			func() float64 { n, _ := mon.Observed(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "custos_monitor_events_total",
+			Help:        "Audit events the detection rules observed, by where they came from: memory (this node's commits) or store (other nodes' commits, and this node's that fell out of the buffer).",
+			ConstLabels: prometheus.Labels{"from": "store"}},
+			func() float64 { _, n := mon.Observed(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "custos_monitor_keys",
 			Help: "Keys (addresses, users, sessions) the detection rules hold state for."},
 			func() float64 { s := mon.Stats(); return float64(s.Addresses + s.Users + s.Sessions) }),

@@ -84,6 +84,7 @@ type Sequencer struct {
 	signer     *Signer
 	cfg        Config
 	enrich     atomic.Pointer[func([]custos.Event) []custos.Event]
+	committed  atomic.Pointer[func(from, to uint64, events []custos.Event)]
 	reqs       chan *request
 
 	// Owned by the run goroutine (and by Open before it starts).
@@ -199,6 +200,22 @@ func (s *Sequencer) checkCheckpoint(ctx context.Context, nodes NodeReader, cp *s
 // of authn.Directory.FlagEmergency). f returns events, or a changed copy;
 // it never writes the caller's slice.
 func (s *Sequencer) SetEnrich(f func([]custos.Event) []custos.Event) { s.enrich.Store(&f) }
+
+// SetCommitted sets what is told of every commit of records, as soon as
+// the store has committed it (store.Batch.Committed) and before its callers
+// are answered: the ledger indices [from, to) it wrote, and its audit
+// events in index order, exactly as the store now holds them (what
+// ScanEvents reads back for those indices). Every index of the range that
+// no event has holds a state record. Commits are told one at a time, in
+// ledger order; a commit whose outcome is unknown (the database did not
+// answer) is not told, nor are other nodes'.
+//
+// f runs on the sequencer's goroutine, in front of every append: it must
+// return at once. It may keep events, which nothing writes again, but must
+// not modify them.
+func (s *Sequencer) SetCommitted(f func(from, to uint64, events []custos.Event)) {
+	s.committed.Store(&f)
+}
 
 // Append sequences the records that the credential by submitted (audit
 // events, then state records, in the same transaction) and returns their
@@ -329,6 +346,7 @@ func (s *Sequencer) validate(events []custos.Event, states []leaf.StateRecord) (
 			}
 		}
 		e.Index, e.Timestamp, e.SubmittedBy, e.LeafVersion = 0, time.Time{}, "", leaf.Current
+		storedForm(&e)
 		if len(fields) == 0 {
 			if err := leaf.Valid(&e); err != nil {
 				fault("event", err.Error()) // a rule above is missing; never stored
@@ -356,6 +374,32 @@ func (s *Sequencer) validate(events []custos.Event, states []leaf.StateRecord) (
 		return nil, &custos.Error{Op: "ledger.append", Kind: custos.Invalid, Detail: "the records are invalid; nothing was stored", Fields: fields}
 	}
 	return out, nil
+}
+
+// storedForm makes e what the store reads back of it (times in whole
+// microseconds in UTC, roles a list even when there are none), and the
+// sequencer's own: the slices and pointers a caller may reuse are copied,
+// since committed events outlive Append (SetCommitted). Changes need no
+// copy: Normalize compacted them into a buffer of its own.
+func storedForm(e *custos.Event) {
+	if e.OccurredAt != nil {
+		t := time.UnixMicro(e.OccurredAt.UnixMicro()).UTC()
+		e.OccurredAt = &t
+	}
+	e.User.Roles = append([]string{}, e.User.Roles...)
+	if d := e.Disclosure; d != nil {
+		c := *d
+		e.Disclosure = &c
+	}
+	if o := e.Original; o != nil {
+		c := *o
+		c.Data = bytes.Clone(o.Data)
+		e.Original = &c
+	}
+	if d := e.Delivery; d != nil {
+		c := *d
+		e.Delivery = &c
+	}
 }
 
 // validText reports whether s is valid UTF-8 without NUL or other C0
@@ -418,15 +462,28 @@ func (s *Sequencer) gather(first *request) []*request {
 // pending is a batch built on the committed state, not yet written.
 type pending struct {
 	b        *store.Batch
+	from     uint64 // the first index it writes
 	rng      *compact.Range
 	ts       time.Time
 	receipts [][]custos.Receipt
+	told     bool // SetCommitted's function was told of it
+}
+
+// tell tells SetCommitted's function of p, once p has committed.
+func (s *Sequencer) tell(p *pending) {
+	if f := s.committed.Load(); f != nil && !p.told && p.rng.End() > p.from {
+		(*f)(p.from, p.rng.End(), p.b.Events)
+	}
+	p.told = true
 }
 
 // build assigns indices and the timestamp, hashes the leaves, collects the
 // tree nodes they complete and a due checkpoint.
 func (s *Sequencer) build(reqs []*request, now time.Time) *pending {
-	p := &pending{b: &store.Batch{}, rng: cloneRange(s.rng), ts: now.UTC().Truncate(time.Microsecond)}
+	p := &pending{b: &store.Batch{}, from: s.rng.End(), rng: cloneRange(s.rng), ts: now.UTC().Truncate(time.Microsecond)}
+	// Told as soon as readers can see it: a monitor that reads the head
+	// in between would read the commit back from the store instead.
+	p.b.Committed = func() { s.tell(p) }
 	if p.ts.Before(s.lastTS) {
 		p.ts = s.lastTS // timestamps never go back, so ledger order is time order
 	}
@@ -593,6 +650,7 @@ func (s *Sequencer) attempt(reqs []*request) (*pending, error) {
 	if p.b.Checkpoint != nil {
 		s.lastCP, s.lastCPAt = p.b.Checkpoint.Size, p.b.Checkpoint.CreatedAt
 	}
+	s.tell(p) // unless the store did at its commit
 	return p, nil
 }
 

@@ -17,6 +17,11 @@
 //   - A restart replays the events of the engine's horizon before it takes
 //     new ones, and writes only what the ledger does not hold yet: a burst cut
 //     by a restart goes on counting and raises nothing twice.
+//   - The audit events this node commits reach the rules from memory
+//     (Committed), exactly as the store holds them; only the indices no
+//     commit of this node covered (other nodes' commits on a shared store,
+//     the backlog at a start, what fell out of the buffer) are read from the
+//     store. Either way the rules see the same records in the same order.
 package monitor
 
 import (
@@ -24,7 +29,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/custos-audit/custos"
@@ -38,6 +45,8 @@ type Store interface {
 	Head(ctx context.Context) (store.Head, error)
 	Event(ctx context.Context, index uint64) (custos.Event, error)
 	ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error
+	// ScanEventRange calls fn for every event with from <= index < to.
+	ScanEventRange(ctx context.Context, from, to uint64, fn func(custos.Event) error) error
 	// PatientDays counts each user's distinct patients per UTC day.
 	PatientDays(ctx context.Context, from, to time.Time) ([]store.PatientDay, error)
 }
@@ -68,6 +77,10 @@ type Config struct {
 	// Alerted, when set, is called after security events were recorded
 	// (the alert outboxes deliver them).
 	Alerted func()
+	// Recent is how many of the audit events this node committed lately
+	// (Committed) the monitor holds, to take them from memory rather than
+	// read them back from the store (default DefaultRecent).
+	Recent int
 }
 
 // Monitor tails the ledger through the rules.
@@ -91,6 +104,9 @@ type Monitor struct {
 	pending   map[string]rules.Outcome
 	written   map[string]time.Time // when each alert's count was last recorded
 	lag       time.Duration
+
+	recent   recent           // what this node committed lately
+	observed [2]atomic.Uint64 // audit events passes took from memory, read from the store
 }
 
 // New replays the security events and blocks, rebuilds the engine from the
@@ -112,14 +128,26 @@ func New(ctx context.Context, st Store, ledger Appender, feed StateFeed, cfg Con
 	if cfg.Limits.MaxChanges <= 0 {
 		cfg.Limits = custos.DefaultLimits
 	}
+	if cfg.Recent <= 0 {
+		cfg.Recent = DefaultRecent
+	}
 	m := &Monitor{st: st, ledger: ledger, feed: feed, eng: rules.New(cfg.Rules, cfg.Now), cfg: cfg, now: cfg.Now,
 		log: cfg.Logger, wake: make(chan struct{}, 1), events: map[string]*stored{}, blocks: map[string]*blockDoc{},
-		lastState: -1, pending: map[string]rules.Outcome{}, written: map[string]time.Time{}}
+		lastState: -1, pending: map[string]rules.Outcome{}, written: map[string]time.Time{}, recent: recent{max: cfg.Recent}}
 	if err := m.start(ctx); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	return m, nil
 }
+
+// Committed takes what this node's sequencer committed: the ledger indices
+// [from, to) and their audit events, exactly as the store holds them, in
+// index order; the other indices of the range are state records (see
+// ledger.Sequencer.SetCommitted). A pass takes these events from memory
+// and reads from the store only what no call told: other nodes' commits,
+// the backlog at a start, what fell out of the buffer. It keeps events,
+// and never modifies them; it returns at once.
+func (m *Monitor) Committed(from, to uint64, events []custos.Event) { m.recent.add(from, to, events) }
 
 // Wake asks for a pass at once: records were just committed.
 func (m *Monitor) Wake() {
@@ -202,11 +230,14 @@ func (m *Monitor) pass(ctx context.Context) (bool, error) {
 	return m.flush(ctx, false) || wrote, nil
 }
 
-// errStop ends a scan at the head read for this pass.
+// errStop ends a scan early: at the head read at a start, at the first event
+// found.
 var errStop = errors.New("stop")
 
 // tail calls fn for every record in [m.next, size) in ledger order: audit
-// events from the store, state records from the proving feed.
+// events this node committed from memory (Committed), the others from the
+// store, state records from the proving feed. fn must not modify the
+// record, nor keep the pointer: the events in memory are shared.
 func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, *leaf.StateRecord)) error {
 	m.mu.RLock()
 	from, after := m.next, m.lastState
@@ -225,26 +256,54 @@ func (m *Monitor) tail(ctx context.Context, size uint64, fn func(*custos.Event, 
 			m.setLastState(int64(recs[i].Index))
 		}
 	}
-	err = m.st.ScanEvents(ctx, from, func(ev custos.Event) error {
-		if ev.Index >= size {
-			return errStop
-		}
+	event := func(ev *custos.Event) {
 		emitStates(ev.Index)
-		fn(&ev, nil)
+		fn(ev, nil)
 		if lag := m.now().Sub(ev.Timestamp); ev.Index+1 == size {
 			m.mu.Lock()
 			m.lag = lag
 			m.mu.Unlock()
 		}
+	}
+	// Every index below at has been observed (or is a state record).
+	at := from
+	var memory, stored uint64
+	defer func() { m.observed[0].Add(memory); m.observed[1].Add(stored) }()
+	read := func(to uint64) error {
+		if at >= to {
+			return nil
+		}
+		err := m.st.ScanEventRange(ctx, at, to, func(ev custos.Event) error {
+			event(&ev)
+			stored++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		at = to
 		return nil
-	})
-	if err != nil && !errors.Is(err, errStop) {
+	}
+	for _, s := range m.recent.within(from, size) {
+		if err := read(s.from); err != nil { // what this node did not commit
+			return err
+		}
+		evs := s.events
+		j := sort.Search(len(evs), func(j int) bool { return evs[j].Index >= at })
+		for ; j < len(evs) && evs[j].Index < size; j++ {
+			event(&evs[j])
+			memory++
+		}
+		at = max(at, min(s.to, size))
+	}
+	if err := read(size); err != nil {
 		return err
 	}
 	emitStates(size)
 	m.mu.Lock()
 	m.next = size
 	m.mu.Unlock()
+	m.recent.forget(size)
 	return nil
 }
 
@@ -262,6 +321,12 @@ func (m *Monitor) Lag() time.Duration {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return m.lag
+}
+
+// Observed counts the audit events the passes observed: taken from memory
+// (this node's commits, Committed) and read from the store.
+func (m *Monitor) Observed() (memory, store uint64) {
+	return m.observed[0].Load(), m.observed[1].Load()
 }
 
 // Stats describe the engine's state.

@@ -33,10 +33,27 @@ func newRig(t *testing.T) *rig {
 }
 
 // monitor starts a monitor on the rig's ledger: a node, or a node restarted.
+// It takes what the sequencer commits from then on from memory, as the
+// server's does (the monitor started before it no longer does).
 func (r *rig) monitor() *monitor.Monitor {
 	r.t.Helper()
+	m := r.storeOnly()
+	r.l.Seq.SetCommitted(m.Committed)
+	return m
+}
+
+// storeOnly starts a monitor that reads every event from the store.
+func (r *rig) storeOnly() *monitor.Monitor {
+	r.t.Helper()
+	return r.holding(0)
+}
+
+// holding starts a monitor that holds recent events of this node (0: the
+// default), told of none yet.
+func (r *rig) holding(recent int) *monitor.Monitor {
+	r.t.Helper()
 	m, err := monitor.New(context.Background(), r.l.Store, r.l.Seq, ledger.NewStateFeed(r.l.Store, r.l.Signer.VerifierKey()),
-		monitor.Config{Rules: rules.DefaultConfig(), Now: r.clk.Now, UpdateEvery: time.Second})
+		monitor.Config{Rules: rules.DefaultConfig(), Now: r.clk.Now, UpdateEvery: time.Second, Recent: recent})
 	if err != nil {
 		r.t.Fatal(err)
 	}

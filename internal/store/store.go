@@ -71,6 +71,11 @@ type Batch struct {
 	States     []leaf.StateRecord
 	Nodes      []Node
 	Checkpoint *Checkpoint
+	// Committed, when set, is called once the batch has committed (durable,
+	// and visible to readers), before the store's own work after the commit
+	// (SQLite's secondary index queue, which may wait), and never for a
+	// batch that did not commit.
+	Committed func()
 }
 
 // Head is the state the sequencer resumes from.
@@ -150,6 +155,9 @@ type Reader interface {
 // in bounded chunks; memory does not grow with the ledger.
 type Scanner interface {
 	ScanEvents(ctx context.Context, from uint64, fn func(custos.Event) error) error
+	// ScanEventRange calls fn for every event with from <= index < to, in
+	// index order, reading no row beyond to.
+	ScanEventRange(ctx context.Context, from, to uint64, fn func(custos.Event) error) error
 	ScanNodes(ctx context.Context, fn func(Node) error) error
 	ScanCheckpoints(ctx context.Context, fn func(Checkpoint) error) error
 }

@@ -116,6 +116,7 @@ func start(tb testing.TB, ledgerDir string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	l.Seq.SetCommitted(mon.Committed) // as the server does
 	api := httpapi.New(l.Seq, l.Store, dir, httpapi.Config{CursorKey: []byte("k"), Registry: prometheus.NewRegistry(), Monitor: mon})
 	s := &Server{tb: tb, l: l, dir: dir, api: api, mon: mon, h: api.Handler()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -127,6 +127,20 @@ func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(custos.Even
 		func(e custos.Event) int64 { return int64(e.Index) }, fn)
 }
 
+// ScanEventRange calls fn for every event with from <= index < to, in index
+// order, reading no row beyond to.
+func (s *Store) ScanEventRange(ctx context.Context, from, to uint64, fn func(custos.Event) error) error {
+	if from >= to {
+		return nil
+	}
+	return store.ScanChunks(ctx, int64(from)-1, int(min(to-from, scanChunk)),
+		func(ctx context.Context, last int64, limit int) ([]custos.Event, error) {
+			return query(ctx, s, "scan events", `SELECT `+store.EventColumns+` FROM events WHERE idx > $1 AND idx < $2 ORDER BY idx LIMIT $3`,
+				store.ScanEvent, last, int64(to), limit)
+		},
+		func(e custos.Event) int64 { return int64(e.Index) }, fn)
+}
+
 // ScanNodes calls fn for every stored tree node in position order.
 func (s *Store) ScanNodes(ctx context.Context, fn func(store.Node) error) error {
 	return store.ScanChunks(ctx, -1, scanChunk,

@@ -100,6 +100,9 @@ func (s *Store) appendLocked(ctx context.Context, build func(store.Head) (*store
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	committed = true
+	if b.Committed != nil {
+		b.Committed()
+	}
 	return nil
 }
 

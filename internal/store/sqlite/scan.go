@@ -16,14 +16,20 @@ import (
 // driver returns (rawQuery): these scans read whole tables, and database/sql's
 // conversions by reflection were a large part of their cost. The batch it
 // returns is reused by the next call: ScanChunks is done with one batch
-// before it asks for the next.
-func chunkQuery[T any](s *Store, what, query string, decode func([]driver.Value) (T, error), w *typeWatch) func(context.Context, int64, int) ([]T, error) {
+// before it asks for the next. The query's parameters are the last key, the
+// limit, then extra.
+func chunkQuery[T any](s *Store, what, query string, decode func([]driver.Value) (T, error), w *typeWatch,
+	extra ...driver.Value) func(context.Context, int64, int) ([]T, error) {
 	var batch []T
 	return func(ctx context.Context, last int64, limit int) ([]T, error) {
 		clear(batch)
 		batch = batch[:0]
 		check, checked := w.chunk(last, limit)
-		err := s.rawQuery(ctx, query, []driver.NamedValue{{Ordinal: 1, Value: last}, {Ordinal: 2, Value: int64(limit)}},
+		args := []driver.NamedValue{{Ordinal: 1, Value: last}, {Ordinal: 2, Value: int64(limit)}}
+		for i, v := range extra {
+			args = append(args, driver.NamedValue{Ordinal: 3 + i, Value: v})
+		}
+		err := s.rawQuery(ctx, query, args,
 			func(vals []driver.Value) error {
 				if check != nil {
 					check(vals)
@@ -79,6 +85,8 @@ func (s *Store) rawQuery(ctx context.Context, query string, args []driver.NamedV
 const (
 	scanEventsQuery = `SELECT ` + store.EventColumns + ` FROM events WHERE idx > ? ORDER BY idx LIMIT ?`
 	scanNodesQuery  = `SELECT ` + store.NodeColumns + ` FROM tree_nodes WHERE pos > ? ORDER BY pos LIMIT ?`
+	// The parameters are numbered as chunkQuery passes them: last, limit, end.
+	scanEventRangeQuery = `SELECT ` + store.EventColumns + ` FROM events WHERE idx > ?1 AND idx < ?3 ORDER BY idx LIMIT ?2`
 )
 
 // ScanEvents calls fn for every event with index >= from, in index order,
@@ -90,6 +98,17 @@ func (s *Store) ScanEvents(ctx context.Context, from uint64, fn func(custos.Even
 func (s *Store) scanEvents(ctx context.Context, from uint64, fn func(custos.Event) error, w *typeWatch) error {
 	return store.ScanChunks(ctx, int64(from)-1, scanChunk,
 		chunkQuery(s, "events", scanEventsQuery, store.EventFromValues, w),
+		func(e custos.Event) int64 { return int64(e.Index) }, fn)
+}
+
+// ScanEventRange calls fn for every event with from <= index < to, in index
+// order, reading no row beyond to: a short range costs a short query.
+func (s *Store) ScanEventRange(ctx context.Context, from, to uint64, fn func(custos.Event) error) error {
+	if from >= to {
+		return nil
+	}
+	return store.ScanChunks(ctx, int64(from)-1, int(min(to-from, scanChunk)),
+		chunkQuery(s, "events", scanEventRangeQuery, store.EventFromValues, nil, driver.Value(int64(to))),
 		func(e custos.Event) int64 { return int64(e.Index) }, fn)
 }
 

@@ -34,6 +34,9 @@ func (s *Store) Append(ctx context.Context, b *store.Batch) error {
 	if err := s.appendLedger(ctx, b); err != nil {
 		return store.Classify(err)
 	}
+	if b.Committed != nil {
+		b.Committed()
+	}
 	if len(b.Events) > 0 {
 		s.ix.enqueue(b.Events)
 	}
@@ -85,14 +88,11 @@ func (s *Store) appendLedger(ctx context.Context, b *store.Batch) error {
 // eventRange reads the committed events with index in [from, to).
 func (s *Store) eventRange(from, to uint64) ([]custos.Event, error) {
 	var out []custos.Event
-	err := s.ScanEvents(context.Background(), from, func(e custos.Event) error {
-		if e.Index >= to {
-			return errRangeDone
-		}
+	err := s.ScanEventRange(context.Background(), from, to, func(e custos.Event) error {
 		out = append(out, e)
 		return nil
 	})
-	if err != nil && !errors.Is(err, errRangeDone) {
+	if err != nil {
 		return nil, err
 	}
 	return out, nil

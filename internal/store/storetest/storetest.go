@@ -143,10 +143,21 @@ func testAppendAndRead(t *testing.T, s store.Store) {
 
 func testFailedBatch(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	mustAppend(t, s, &store.Batch{Events: Events(0, 5), Nodes: nodes(0, 8)})
-	// Index 4 again: the batch must fail as a whole.
+	// A batch that commits tells so once, when readers see it.
+	var told []uint64
+	mustAppend(t, s, &store.Batch{Events: Events(0, 5), Nodes: nodes(0, 8), Committed: func() {
+		h, err := s.Head(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		told = append(told, h.Size)
+	}})
+	if len(told) != 1 || told[0] != 5 {
+		t.Errorf("a committed batch of 5 told %v (the head it saw), want it told once with the batch visible", told)
+	}
+	// Index 4 again: the batch must fail as a whole, and tells nothing.
 	bad := append(Events(5, 3), Events(4, 1)...)
-	if err := s.Append(ctx, &store.Batch{Events: bad, Nodes: nodes(8, 4)}); err == nil {
+	if err := s.Append(ctx, &store.Batch{Events: bad, Nodes: nodes(8, 4), Committed: func() { t.Error("a failed batch told it committed") }}); err == nil {
 		t.Fatal("Append of a batch with a duplicate index succeeded")
 	}
 	h, err := s.Head(ctx)
@@ -350,6 +361,25 @@ func testScans(t *testing.T, s store.Store) {
 	stop := errors.New("stop")
 	if err := s.ScanEvents(ctx, 10, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
 		t.Errorf("ScanEvents did not pass on the callback's error: %v", err)
+	}
+	// A range is read whole and only it: across chunks, at the ends, empty.
+	for _, r := range []struct{ from, to, want uint64 }{
+		{0, n, n}, {4990, 5012, 22}, {100, 10_100, 10_000}, {0, 1, 1}, {n - 3, n + 100, 3},
+		{7, 7, 0}, {9, 8, 0}, {n, n + 5, 0},
+	} {
+		next := r.from
+		if err := s.ScanEventRange(ctx, r.from, r.to, func(e custos.Event) error {
+			if e.Index != next || e.Index >= r.to {
+				return fmt.Errorf("scan gave %d, want %d", e.Index, next)
+			}
+			next++
+			return nil
+		}); err != nil || next-r.from != r.want {
+			t.Errorf("ScanEventRange(%d, %d): %v after %d events, want %d", r.from, r.to, err, next-r.from, r.want)
+		}
+	}
+	if err := s.ScanEventRange(ctx, 10, 20, func(custos.Event) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("ScanEventRange did not pass on the callback's error: %v", err)
 	}
 }
 

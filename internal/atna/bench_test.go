@@ -13,13 +13,7 @@ import (
 
 // BenchmarkDecode measures the DICOM parser and mapping over the corpus.
 func BenchmarkDecode(b *testing.B) {
-	msgs := corpusList(b)
-	size := 0
-	for _, m := range msgs {
-		size += len(m)
-	}
-	b.SetBytes(int64(size / len(msgs)))
-	b.ReportAllocs()
+	msgs := corpusPerMessage(b)
 	for i := 0; b.Loop(); i++ {
 		if _, err := atna.Decode(bytes.Clone(msgs[i%len(msgs)]), atna.Limits{}); err != nil {
 			b.Fatal(err)
@@ -32,13 +26,7 @@ func BenchmarkDecode(b *testing.B) {
 // it, with no mapping and nothing stored. It is the floor of any receiver
 // that parses with encoding/xml: a message cannot cost less CPU than this.
 func BenchmarkXMLTokens(b *testing.B) {
-	msgs := corpusList(b)
-	size := 0
-	for _, m := range msgs {
-		size += len(m)
-	}
-	b.SetBytes(int64(size / len(msgs)))
-	b.ReportAllocs()
+	msgs := corpusPerMessage(b)
 	for i := 0; b.Loop(); i++ {
 		d := xml.NewDecoder(bytes.NewReader(msgs[i%len(msgs)]))
 		for {
@@ -89,6 +77,19 @@ func BenchmarkTLS8(b *testing.B) {
 	d := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(total)/d.Seconds(), "msgs/s")
+}
+
+// corpusPerMessage returns the corpus and has b report bytes and
+// allocations per message.
+func corpusPerMessage(b *testing.B) [][]byte {
+	msgs := corpusList(b)
+	size := 0
+	for _, m := range msgs {
+		size += len(m)
+	}
+	b.SetBytes(int64(size / len(msgs)))
+	b.ReportAllocs()
+	return msgs
 }
 
 func corpusList(tb testing.TB) [][]byte {

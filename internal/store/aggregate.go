@@ -222,7 +222,6 @@ func (a AggregateSQL) FoldSQL(w Window, by []Dimension, f EventFilter) (string, 
 // FoldSeparator separates the fields of a FoldSQL row.
 const FoldSeparator = 0x1f
 
-// Fold accumulates one event into m: what measureSQL counts.
 // Add adds o's counts to m.
 func (m *Measures) Add(o Measures) {
 	m.Events += o.Events
@@ -235,6 +234,7 @@ func (m *Measures) Add(o Measures) {
 	m.Logouts += o.Logouts
 }
 
+// Fold accumulates one event into m: what measureSQL counts.
 func (m *Measures) Fold(action, outcome string, phi, breakGlass bool) {
 	b := func(c bool) int64 {
 		if c {

@@ -112,9 +112,7 @@ func (m *Monitor) write(ctx context.Context, recs []leaf.StateRecord) bool {
 			wrote = true
 			continue
 		}
-		// One at a time finds the record at fault; pushback would only
-		// fail each of them in turn.
-		if len(chunk) > 1 && ctx.Err() == nil && custos.KindOf(err) != custos.Unavailable {
+		if len(chunk) > 1 && ctx.Err() == nil {
 			for _, rec := range chunk {
 				wrote = m.write(ctx, []leaf.StateRecord{rec}) || wrote
 			}
